@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Yams
+
+/// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
+public enum ConfigLoader {
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls"]
+    static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1"]
+    static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit"]
+    static let registryKeys = ["server", "username", "password_file"]
+    static let taskKeys = [
+        "name", "context", "dockerfile", "tags", "git_token_file", "build_args", "secret_build_args", "paths",
+        "push", "no_cache", "timeout", "enabled",
+    ]
+
+    /// Loads and validates the config at `path`.
+    public static func load(path: String) throws(ConfigErrors) -> SlipwayConfig {
+        let text: String
+        do {
+            text = try FileText.read(path)
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(file: path, line: 0, key: "", message: "cannot read config: \(error)")])
+        }
+        var readErrors: [ConfigError] = []
+        let dir = FileText.directory(of: path) + "/tasks.d"
+        let taskFiles: [(String, String)] = FileText.list(dir, suffix: ".yaml").compactMap { file in
+            do {
+                return (file, try FileText.read(file))
+            } catch let error as FileText.Failure {
+                readErrors.append(ConfigError(file: file, line: 0, key: "", message: "cannot read task file: \(error.reason)"))
+                return nil
+            } catch {
+                return nil
+            }
+        }
+        do throws(ConfigErrors) {
+            let config = try parse(text, file: path, taskFiles: taskFiles)
+            if !readErrors.isEmpty { throw ConfigErrors(errors: readErrors) }
+            return config
+        } catch {
+            throw ConfigErrors(errors: readErrors + error.errors)
+        }
+    }
+
+    /// Parses config text; `taskFiles` are (path, text) of drop-in task files.
+    public static func parse(_ text: String, file: String, taskFiles: [(String, String)] = []) throws(ConfigErrors) -> SlipwayConfig {
+        let problems = ProblemList()
+        let base = FileText.directory(of: file)
+        let root = compose(text, file: file, problems: problems)
+        let top = root.flatMap { $0.node.mapping == nil && $0.node.string == "" ? nil : $0.mapping(allowed: topKeys) } ?? [:]
+
+        func path(_ node: YAMLNode?) -> String? { node?.nonEmptyString().map { FileText.resolve($0, against: base) } }
+
+        var listen = SlipwayConfig.ListenAddress(host: "127.0.0.1", port: 8080)
+        if let node = top["listen"], let text = node.nonEmptyString() {
+            if let parsed = parseListen(text) { listen = parsed } else {
+                node.fail("expected host:port (like 127.0.0.1:8080 or [::1]:8080), got '\(text)'")
+            }
+        }
+        let dataDirectory = path(top["data_dir"]) ?? "/var/lib/slipway"
+        let adminSocket = path(top["admin_socket"]) ?? "/run/slipway/slipway.sock"
+        var prefix = "sw"
+        if let node = top["run_id_prefix"], let p = node.nonEmptyString() {
+            if p.allSatisfy({ $0.isASCII && $0.isLetter }) && p.count <= 8 { prefix = p } else {
+                node.fail("must be 1 to 8 ASCII letters, got '\(p)'")
+            }
+        }
+
+        var webhook = SlipwayConfig.WebhookSettings(secretFiles: [], maxBodyBytes: 26_214_400, allowSHA1: false)
+        if let keys = top["webhook"]?.mapping(allowed: webhookKeys) {
+            if let node = keys["secret_files"], let files = node.stringList() {
+                webhook.secretFiles = files.map { FileText.resolve($0, against: base) }
+                for (item, file) in zip(node.list() ?? [], webhook.secretFiles) { item.checkSecretFile(file) }
+            }
+            if let n = keys["max_body_bytes"]?.int(min: 1024, max: 100 * 1024 * 1024) { webhook.maxBodyBytes = n }
+            if let b = keys["allow_sha1"]?.bool { webhook.allowSHA1 = b }
+        }
+
+        var builds = SlipwayConfig.BuildSettings(maxConcurrent: 2, defaultTimeout: .seconds(3600), docker: "docker", network: "default", buildkit: true)
+        if let keys = top["builds"]?.mapping(allowed: buildKeys) {
+            if let n = keys["max_concurrent"]?.int(min: 1, max: 64) { builds.maxConcurrent = n }
+            if let d = keys["default_timeout"]?.duration { builds.defaultTimeout = d }
+            if let s = keys["docker"]?.nonEmptyString() { builds.docker = s.contains("/") ? FileText.resolve(s, against: base) : s }
+            if let s = keys["network"]?.nonEmptyString() { builds.network = s }
+            if let b = keys["buildkit"]?.bool { builds.buildkit = b }
+        }
+
+        var registries: [SlipwayConfig.RegistryCredential] = []
+        for item in top["registries"]?.list() ?? [] {
+            guard let keys = item.mapping(allowed: registryKeys) else { continue }
+            let server = required(keys, "server", in: item)?.nonEmptyString()
+            let username = required(keys, "username", in: item)?.nonEmptyString()
+            let password = path(required(keys, "password_file", in: item))
+            if let password { keys["password_file"]?.checkSecretFile(password) }
+            if let server, let username, let password {
+                registries.append(.init(server: server, username: username, passwordFile: password))
+            }
+        }
+
+        var tls: SlipwayConfig.TLSFiles?
+        if let keys = top["tls"]?.mapping(allowed: ["cert", "key"]) {
+            if let cert = path(required(keys, "cert", in: top["tls"]!)), let key = path(required(keys, "key", in: top["tls"]!)) {
+                tls = .init(certificate: cert, key: key)
+            }
+        }
+
+        var taskNodes = top["tasks"]?.list() ?? []
+        for (taskFile, taskText) in taskFiles {
+            if let node = compose(taskText, file: taskFile, problems: problems) { taskNodes.append(node) }
+        }
+        var tasks: [TaskDefinition] = []
+        for node in taskNodes {
+            guard let task = TaskReader.read(node, base: FileText.directory(of: node.file), keys: taskKeys) else { continue }
+            if let first = tasks.first(where: { $0.name == task.name }) {
+                node.child("name", node.node["name"] ?? node.node)
+                    .fail("duplicate task name '\(task.name)' (first defined at \(first.definedIn):\(first.line))")
+                continue
+            }
+            tasks.append(task)
+        }
+
+        if !problems.errors.isEmpty { throw ConfigErrors(errors: problems.errors) }
+        return SlipwayConfig(
+            sourceFile: file, listen: listen, dataDirectory: dataDirectory, adminSocket: adminSocket, runIDPrefix: prefix,
+            webhook: webhook, builds: builds, registries: registries, tasks: tasks, tls: tls)
+    }
+
+    static func compose(_ text: String, file: String, problems: ProblemList) -> YAMLNode? {
+        do {
+            guard let node = try Yams.compose(yaml: text) else { return nil }
+            return YAMLNode(node: node, file: file, path: "", problems: problems)
+        } catch let error as YamlError {
+            problems.add(yamlError(error, file: file))
+        } catch {
+            problems.add(ConfigError(file: file, line: 0, key: "", message: "invalid YAML: \(error)"))
+        }
+        return nil
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ConfigError(file: file, line: mark.line, key: "", message: "invalid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(file: file, line: context.mark.line, key: "", message: "duplicate key '\(duplicates.joined(separator: "', '"))'")
+        default:
+            return ConfigError(file: file, line: 0, key: "", message: "invalid YAML: \(error)")
+        }
+    }
+
+    static func required(_ keys: [String: YAMLNode], _ key: String, in parent: YAMLNode) -> YAMLNode? {
+        if let node = keys[key] { return node }
+        parent.fail("missing required key '\(key)'")
+        return nil
+    }
+
+    static func parseListen(_ text: String) -> SlipwayConfig.ListenAddress? {
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else { return nil }
+        return .init(host: String(host), port: p)
+    }
+
+}

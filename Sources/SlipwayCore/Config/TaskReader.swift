@@ -1,0 +1,69 @@
+/// Reads one task mapping (from `tasks:` or a `tasks.d/NAME.yaml` file).
+enum TaskReader {
+    static func read(_ node: YAMLNode, base: String, keys allowed: [String]) -> TaskDefinition? {
+        guard let keys = node.mapping(allowed: allowed) else { return nil }
+        let before = node.problems.errors.count
+        func path(_ n: YAMLNode?) -> String? { n?.nonEmptyString().map { FileText.resolve($0, against: base) } }
+
+        var name: String?
+        if let n = ConfigLoader.required(keys, "name", in: node), let s = n.nonEmptyString() {
+            if isValidName(s) { name = s } else {
+                n.fail("task name '\(s)' must be 1 to 63 of a-z, 0-9, '-', '_' and start with a letter or digit")
+            }
+        }
+        var context: GitContext?
+        if let n = ConfigLoader.required(keys, "context", in: node), let s = n.nonEmptyString() {
+            do { context = try GitContext.parse(s) } catch { n.fail(error.description) }
+        }
+        var dockerfile = "Dockerfile"
+        if let n = keys["dockerfile"], let s = n.nonEmptyString() {
+            if s.hasPrefix("/") || s.split(separator: "/").contains("..") || s.hasPrefix("-") {
+                n.fail("dockerfile '\(s)' must be a path inside the context folder (relative, without '..')")
+            } else { dockerfile = s }
+        }
+        var tags: [String] = []
+        if let n = ConfigLoader.required(keys, "tags", in: node), let items = n.list() {
+            if items.isEmpty { n.fail("needs at least one tag") }
+            for item in items {
+                guard let s = item.nonEmptyString() else { continue }
+                do {
+                    _ = try Template(s)
+                    tags.append(s)
+                } catch { item.fail(error.description) }
+            }
+        }
+        var buildArgs: [TaskDefinition.KeyValue] = []
+        for entry in keys["build_args"]?.stringMap() ?? [] {
+            do {
+                _ = try Template(entry.value)
+                buildArgs.append(.init(key: entry.key, value: entry.value))
+            } catch { entry.node.fail(error.description) }
+        }
+        let secretArgs = (keys["secret_build_args"]?.stringMap() ?? []).map {
+            TaskDefinition.KeyValue(key: $0.key, value: FileText.resolve($0.value, against: base))
+        }
+        for (entry, file) in zip(keys["secret_build_args"]?.stringMap() ?? [], secretArgs) { entry.node.checkSecretFile(file.value) }
+        if let n = keys["git_token_file"], let file = path(n) { n.checkSecretFile(file) }
+        for entry in buildArgs where secretArgs.contains(where: { $0.key == entry.key }) {
+            keys["secret_build_args"]?.fail("'\(entry.key)' is both a build arg and a secret build arg")
+        }
+        var filters = TaskDefinition.PathFilters(include: [], exclude: [])
+        if let p = keys["paths"], let pk = p.mapping(allowed: ["include", "exclude"]) {
+            filters.include = pk["include"]?.stringList() ?? []
+            filters.exclude = pk["exclude"]?.stringList() ?? []
+        }
+        let task = TaskDefinition(
+            name: name ?? "", context: context ?? GitContext(url: "", branch: "", folder: ""), dockerfile: dockerfile,
+            tags: tags, gitTokenFile: path(keys["git_token_file"]), buildArgs: buildArgs, secretBuildArgs: secretArgs,
+            paths: filters, push: keys["push"]?.bool ?? true, noCache: keys["no_cache"]?.bool ?? false,
+            timeout: keys["timeout"]?.duration, enabled: keys["enabled"]?.bool ?? true,
+            definedIn: node.file, line: node.line)
+        return node.problems.errors.count == before ? task : nil
+    }
+
+    static func isValidName(_ s: String) -> Bool {
+        guard (1...63).contains(s.count), let first = s.unicodeScalars.first else { return false }
+        let allowed = { (c: Unicode.Scalar) in ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "-" || c == "_" }
+        return allowed(first) && first != "-" && first != "_" && s.unicodeScalars.allSatisfy(allowed)
+    }
+}

@@ -1,0 +1,162 @@
+import Synchronization
+
+/// The append-only log of accepted deliveries: the durable queue every later stage reads.
+public final class EventLog: Sendable {
+    public let database: Database
+    private let committed: CommitSignal
+
+    /// Wraps an opened database; reads the last committed seq so waiting consumers start right.
+    public init(database: Database) throws {
+        self.database = database
+        let last = try Self.lastSeqBlocking(database)
+        self.committed = CommitSignal(last)
+    }
+
+    /// Appends `delivery` unless its (hook id, delivery id) is already stored.
+    ///
+    /// Returns only after the row is committed with `synchronous=FULL`; throws
+    /// `DatabaseError` (`.unavailable`) when the disk refused it, so nothing unstored is acknowledged.
+    public func append(_ delivery: Delivery) async throws(DatabaseError) -> AppendOutcome {
+        let outcome = try await database.write { db in
+            try db.prepare(
+                """
+                INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
+                """
+            ).bind([
+                .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
+                .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
+                .blob(delivery.body),
+            ]).run()
+            if db.changes == 1 { return AppendOutcome.appended(db.lastInsertRowID) }
+            let existing = try db.prepare("SELECT seq FROM events WHERE hook_id = ? AND delivery_id = ?")
+                .bind([.text(delivery.hookID), .text(delivery.deliveryID)]).rows { $0.int(0) }
+            return AppendOutcome.duplicate(existing.first ?? 0)
+        }
+        if case .appended(let seq) = outcome { committed.advance(to: seq) }
+        return outcome
+    }
+
+    /// Proves the log is writable right now: a tiny write through the same group-committed path.
+    public func checkWritable() async throws(DatabaseError) {
+        let now = Timestamp.now().iso8601
+        try await database.write { db in
+            try db.prepare("INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at")
+                .bind([.text(now)]).run()
+        }
+    }
+
+    /// Events with seq greater than `after`, oldest first, at most `limit`.
+    public func events(after: Int64, limit: Int = 256) async throws -> [StoredEvent] {
+        try await database.read { db in
+            try db.prepare(
+                """
+                SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body
+                FROM events WHERE seq > ? ORDER BY seq LIMIT ?
+                """
+            ).bind([.integer(after), .integer(Int64(limit))]).rows(Self.readEvent)
+        }
+    }
+
+    /// One event by seq.
+    public func event(seq: Int64) async throws -> StoredEvent? {
+        try await database.read { db in
+            try db.prepare(
+                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body FROM events WHERE seq = ?"
+            ).bind([.integer(seq)]).rows(Self.readEvent).first
+        }
+    }
+
+    /// The highest committed seq (0 when empty).
+    public var lastCommittedSeq: Int64 { committed.value }
+
+    /// The persisted position of the consumer `name` (0 when it never ran).
+    public func cursor(_ name: String) async throws -> Int64 {
+        try await database.read { db in
+            try db.prepare("SELECT seq FROM cursors WHERE name = ?").bind([.text(name)]).rows { $0.int(0) }.first ?? 0
+        }
+    }
+
+    /// Persists the position of the consumer `name`.
+    public func saveCursor(_ name: String, seq: Int64) async throws(DatabaseError) {
+        let now = Timestamp.now().iso8601
+        try await database.write { db in
+            try db.prepare(
+                """
+                INSERT INTO cursors (name, seq, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at
+                """
+            ).bind([.text(name), .integer(seq), .text(now)]).run()
+        }
+    }
+
+    /// Suspends until an event with seq greater than `seq` is committed (or the task is cancelled).
+    public func waitForCommit(after seq: Int64) async {
+        await committed.wait(beyond: seq)
+    }
+
+    /// Batches of every event after the persisted cursor `name`, waiting for new ones; see `EventFeed`.
+    public func feed(cursor name: String, batchSize: Int = 256) -> EventFeed {
+        EventFeed(log: self, cursorName: name, batchSize: batchSize)
+    }
+
+    static func readEvent(_ row: SQLiteStatement) -> StoredEvent {
+        StoredEvent(
+            seq: row.int(0), receivedAt: row.text(1), deliveryID: row.text(2), hookID: row.text(3),
+            eventType: row.text(4), signature: row.text(5), headersJSON: row.text(6), body: row.blob(7))
+    }
+
+    private static func lastSeqBlocking(_ database: Database) throws -> Int64 {
+        let connection = try SQLiteConnection(path: database.path, readOnly: true)
+        return try connection.prepare("SELECT COALESCE(MAX(seq), 0) FROM events").rows { $0.int(0) }.first ?? 0
+    }
+}
+
+/// The highest committed seq, and the tasks waiting for it to pass a value.
+final class CommitSignal: Sendable {
+    private struct State {
+        var value: Int64
+        var waiters: [(id: Int, beyond: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
+
+    init(_ value: Int64) { state = Mutex(State(value: value)) }
+
+    var value: Int64 { state.withLock { $0.value } }
+
+    func advance(to seq: Int64) {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard seq > state.value else { return [] }
+            state.value = seq
+            let ready = state.waiters.filter { $0.beyond < seq }.map(\.continuation)
+            state.waiters.removeAll { $0.beyond < seq }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    func wait(beyond seq: Int64) async {
+        let id = state.withLock { state -> Int in
+            state.nextID += 1
+            return state.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.value > seq || Task.isCancelled { return true }
+                    state.waiters.append((id, seq, continuation))
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
+    }
+}

@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+
+/// Writes one line per message to stderr: `time level message key=value …`.
+///
+/// Metadata keys are stable names (`event.seq`, `delivery.id`, `run.id`); values with spaces
+/// or quotes are quoted, so a line splits unambiguously. Each line is one `write(2)`, so lines
+/// from concurrent tasks never interleave.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public var metadataProvider: Logger.MetadataProvider?
+    let label: String
+    let fd: Int32
+
+    public init(label: String, level: Logger.Level = .info, fd: Int32 = 2) {
+        self.label = label
+        self.logLevel = level
+        self.fd = fd
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        if let error = event.error { merged["error"] = "\(error)" }
+        var line = "\(Timestamp.now().iso8601) \(event.level.rawValue) \(event.message)"
+        for key in merged.keys.sorted() {
+            line += " \(key)=\(Self.format(merged[key]!))"
+        }
+        line += "\n"
+        Self.writeLock.withLock { _ in
+            var bytes = Array(line.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                if n <= 0 { if errno == EINTR { continue } else { break } }
+                offset += n
+            }
+        }
+    }
+
+    private static let writeLock = Mutex(())
+
+    static func format(_ value: Logger.Metadata.Value) -> String {
+        let text: String
+        switch value {
+        case .string(let s): text = s
+        case .stringConvertible(let c): text = c.description
+        case .array(let a): text = "[" + a.map { format($0) }.joined(separator: ",") + "]"
+        case .dictionary(let d): text = "{" + d.keys.sorted().map { "\($0)=\(format(d[$0]!))" }.joined(separator: ",") + "}"
+        }
+        let needsQuotes = text.isEmpty || text.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" || $0 == "\t" }
+        return needsQuotes ? JSONText.quote(text) : text
+    }
+}

@@ -1,0 +1,103 @@
+import Hummingbird
+import Logging
+import NIOCore
+import SlipwayCore
+import Synchronization
+
+/// `POST /webhooks/github` and `GET /healthz`: DESIGN.md's webhook listener table.
+public final class WebhookController: Sendable {
+    public let log: EventLog
+    let intake: Mutex<WebhookIntake>
+    let logger: Logger
+
+    public init(log: EventLog, intake: WebhookIntake, logger: Logger) {
+        self.log = log
+        self.intake = Mutex(intake)
+        self.logger = logger
+    }
+
+    /// Registers the listener's routes; nothing administrative is reachable here.
+    public func addRoutes(to router: Router<SlipwayRequestContext>) {
+        router.post("/webhooks/github") { request, context in
+            try await self.receive(request, context: context)
+        }
+        let log = self.log, logger = self.logger
+        router.get("/healthz") { _, _ in
+            do throws(DatabaseError) {
+                try await log.checkWritable()
+                return Self.json(.ok, "{\"status\":\"ok\"}")
+            } catch {
+                logger.error("health check: event log not writable", metadata: ["error": "\(error.message)"])
+                return Self.json(.serviceUnavailable, "{\"status\":\"unavailable\",\"reason\":\(JSONText.quote(error.message))}")
+            }
+        }
+    }
+
+    func receive(_ request: Request, context: SlipwayRequestContext) async throws -> Response {
+        let intake = self.intake.withLock { $0 }
+        let limit = intake.maxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            return reject(.init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
+        }
+        var body: [UInt8] = []
+        for try await chunk in request.body {
+            if body.count + chunk.readableBytes > limit {
+                return reject(.init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
+            }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        let headers = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
+        let accepted: WebhookIntake.Accepted
+        switch intake.inspect(headers: headers, body: body) {
+        case .failure(let rejection): return reject(rejection, context, close: false)
+        case .success(let a): accepted = a
+        }
+        let delivery = accepted.delivery
+        var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
+        let outcome: AppendOutcome
+        do {
+            outcome = try await log.append(delivery)
+        } catch {
+            meta["error"] = "\(error.message)"
+            logger.error("delivery not stored: answering 503", metadata: meta)
+            return Self.json(.serviceUnavailable, "{\"error\":\(JSONText.quote("the event log cannot be written; retry later"))}")
+        }
+        meta["event.seq"] = "\(outcome.seq)"
+        let ids = "\"event\":\(outcome.seq),\"delivery\":\(JSONText.quote(delivery.deliveryID))"
+        switch outcome {
+        case .duplicate:
+            logger.info("duplicate delivery: already stored", metadata: meta)
+            return Self.json(.ok, "{\(ids),\"duplicate\":true}")
+        case .appended:
+            meta["signature"] = "\(delivery.signature)"
+            logger.info("delivery stored", metadata: meta)
+            if let zen = accepted.zen {
+                return Self.json(.ok, "{\(ids),\"zen\":\(JSONText.quote(zen))}")
+            }
+            return Self.json(.accepted, "{\(ids)}")
+        }
+    }
+
+    func reject(_ rejection: WebhookIntake.Rejection, _ context: SlipwayRequestContext, close: Bool) -> Response {
+        let meta: Logger.Metadata = ["peer": "\(context.peer)", "status": "\(rejection.status)", "reason": "\(rejection.reason)"]
+        if rejection.status == 401 {
+            logger.warning("webhook refused: bad signature", metadata: meta)
+        } else {
+            logger.notice("webhook refused", metadata: meta)
+        }
+        var response = Self.json(HTTPResponse.Status(code: rejection.status), "{\"error\":\(JSONText.quote(rejection.reason))}")
+        if close { response.headers[.connection] = "close" }
+        return response
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// Swaps the intake (secrets, limits) used for the next requests.
+    public func update(_ newIntake: WebhookIntake) {
+        intake.withLock { $0 = newIntake }
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import SlipwayCore
+import SlipwayServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon: the webhook listener and the build pipeline.")
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: $SLIPWAY_LOG_LEVEL or info).")
+    var logLevel: String?
+
+    func run() async throws {
+        let levelText = logLevel ?? getenv("SLIPWAY_LOG_LEVEL").map { String(cString: $0) } ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ValidationError("unknown log level '\(levelText)'")
+        }
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
+        let logger = Logger(label: "slipway")
+
+        let config: SlipwayConfig
+        do {
+            config = try ConfigLoader.load(path: options.path)
+        } catch {
+            for problem in error.errors { logger.critical("config: \(problem.description)") }
+            throw ExitCode(1)
+        }
+        do {
+            try await Daemon(config: config, logger: logger).run()
+        } catch let error as DaemonError {
+            logger.critical("\(error.description)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import SlipwayCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `slipway`: the daemon and the operator's commands in one binary.
+@main
+struct Slipway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slipway",
+        abstract: "A self-hosted build service for signed GitHub push webhooks.",
+        subcommands: [Serve.self, ConfigCommand.self]
+    )
+
+    /// Exit codes of DESIGN.md: 0 ok, 1 the thing failed, 2 usage error, 3 daemon unreachable.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandleOutput.stderr(fullMessage(for: error))
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Where the config file is: `--config`, then `SLIPWAY_CONFIG`, then the default path.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The config file (default: $SLIPWAY_CONFIG or /etc/slipway/slipway.yaml).")
+    var config: String?
+
+    var path: String {
+        config ?? getenv("SLIPWAY_CONFIG").map { String(cString: $0) } ?? SlipwayConfig.defaultPath
+    }
+}
+
+/// Whole lines to stdout or stderr with one `write(2)` each.
+enum FileHandleOutput {
+    static func stderr(_ text: String) { write(text, to: 2) }
+
+    static func stdout(_ text: String) { write(text, to: 1) }
+
+    private static func write(_ text: String, to fd: Int32) {
+        let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { if errno == EINTR { continue } else { return } }
+            offset += n
+        }
+    }
+}
