@@ -23,6 +23,14 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
 
 /// Every problem found in a configuration; loading reports them all at once.
 public struct ConfigErrors: Error, CustomStringConvertible, Sendable {
+    /// The problems, by file and then line.
     public var errors: [ConfigError]
+
+    public init(errors: [ConfigError]) {
+        self.errors = errors.enumerated().sorted { a, b in
+            (a.element.file, a.element.line, a.offset) < (b.element.file, b.element.line, b.offset)
+        }.map(\.element)
+    }
+
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }

@@ -90,14 +90,17 @@ public struct GitContext: Sendable, Equatable, CustomStringConvertible {
         var s = Substring(url)
         if let scheme = s.range(of: "://") { s = s[scheme.upperBound...] }
         if let at = s.firstIndex(of: "@"), s[..<at].firstIndex(of: "/") == nil { s = s[s.index(after: at)...] }
-        // scp-style host:path becomes host/path (a port after ':' is numeric and dropped).
+        // scp-style host:path becomes host/path; a numeric port followed by '/' stays part of the host.
         var host = s.prefix { $0 != "/" && $0 != ":" }
         var path = s.dropFirst(host.count)
         if path.first == ":" {
-            path = path.dropFirst()
-            let port = path.prefix { $0.isNumber }
-            if !port.isEmpty, path.dropFirst(port.count).first == "/" { path = path.dropFirst(port.count) }
-            path = "/" + path
+            let port = path.dropFirst().prefix { $0.isNumber }
+            if !port.isEmpty, path.dropFirst(1 + port.count).first == "/" {
+                host = s.prefix(host.count + 1 + port.count)
+                path = path.dropFirst(1 + port.count)
+            } else {
+                path = "/" + path.dropFirst()
+            }
         }
         host = Substring(host.lowercased())
         var p = String(path)

@@ -42,6 +42,16 @@ public final class Database: Sendable {
     private let writer: ConfinedConnection
     private let reader: ConfinedConnection
     private let state = Mutex(WriterState())
+    private let counters = Mutex(Statistics())
+
+    /// How many transactions and writes the writer committed: writes/commits is the group-commit factor.
+    public struct Statistics: Sendable, Equatable {
+        public var commits = 0
+        public var writes = 0
+        public var failedCommits = 0
+    }
+
+    public var statistics: Statistics { counters.withLock { $0 } }
 
     private struct WriterState {
         var pending: [WriteItem] = []
@@ -55,9 +65,9 @@ public final class Database: Sendable {
     }
 
     /// Opens or creates the database at `path`, applies migrations, and sets WAL + `synchronous=FULL`.
-    public init(path: String, migrations: [Migration] = Migration.all) throws {
+    public init(path: String, migrations: [Migration] = Migration.all, busyTimeoutMilliseconds: Int32 = 5_000) throws {
         self.path = path
-        let writer = try SQLiteConnection(path: path)
+        let writer = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Migration.apply(migrations, to: writer)
         let reader = try SQLiteConnection(path: path)
@@ -161,8 +171,13 @@ public final class Database: Sendable {
             try? db.execute("ROLLBACK")
             let failure = (error as? SQLiteError).map(DatabaseError.init) ?? DatabaseError(.unavailable, "\(error)")
             let unavailable = DatabaseError(.unavailable, "the event log cannot be written: \(failure.message)")
+            counters.withLock { $0.failedCommits += 1 }
             for item in batch { item.finish(unavailable) }
             return
+        }
+        counters.withLock {
+            $0.commits += 1
+            $0.writes += batch.count
         }
         for (item, outcome) in zip(batch, outcomes) { item.finish(outcome) }
     }

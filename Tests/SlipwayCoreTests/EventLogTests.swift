@@ -1,0 +1,114 @@
+import Testing
+
+@testable import SlipwayCore
+
+@Suite struct EventLogTests {
+    let dir = TempDirectory()
+    var path: String { dir.path + "/slipway.sqlite" }
+
+    static func delivery(_ id: String, hook: String = "1", body: String = #"{"ref":"refs/heads/main"}"#) -> Delivery {
+        Delivery(deliveryID: id, hookID: hook, eventType: "push", signature: "sha256:/s", headersJSON: "{}", body: Array(body.utf8))
+    }
+
+    @Test func appendStoresExactBytesAndDedupes() async throws {
+        let log = try EventLog(database: Database(path: path))
+        let body = "{\"a\":\"\u{e9}\"}\r\n"
+        #expect(try await log.append(Self.delivery("d1", body: body)) == .appended(1))
+        #expect(try await log.append(Self.delivery("d2")) == .appended(2))
+        #expect(try await log.append(Self.delivery("d1", body: "{}")) == .duplicate(1))
+        // The same delivery id from another hook is another delivery.
+        #expect(try await log.append(Self.delivery("d1", hook: "2")) == .appended(3))
+        let stored = try #require(try await log.event(seq: 1))
+        #expect(stored.body == Array(body.utf8))
+        #expect(stored.deliveryID == "d1")
+        #expect(stored.signature == "sha256:/s")
+        #expect(log.lastCommittedSeq == 3)
+    }
+
+    @Test func eventsAreAppendOnly() async throws {
+        let log = try EventLog(database: Database(path: path))
+        _ = try await log.append(Self.delivery("d1"))
+        let other = try SQLiteConnection(path: path)
+        for sql in ["UPDATE events SET event_type = 'x'", "DELETE FROM events"] {
+            #expect {
+                try other.execute(sql)
+            } throws: { error in
+                (error as? SQLiteError)?.message == "events are append-only"
+            }
+        }
+        #expect(try await log.event(seq: 1)?.eventType == "push")
+    }
+
+    @Test func concurrentAppendsShareCommits() async throws {
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        let outcomes = try await withThrowingTaskGroup(of: AppendOutcome.self) { group in
+            for i in 0..<500 { group.addTask { try await log.append(Self.delivery("d\(i)")) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(outcomes.map(\.seq)) == Set(1...500))
+        let stats = database.statistics
+        #expect(stats.writes == 500)
+        #expect(stats.commits < 500, "concurrent appends are group-committed (\(stats.commits) commits)")
+    }
+
+    @Test func feedResumesFromTheSavedCursor() async throws {
+        let log = try EventLog(database: Database(path: path))
+        for i in 1...5 { _ = try await log.append(Self.delivery("d\(i)")) }
+        var iterator = log.feed(cursor: "matcher", batchSize: 3).makeAsyncIterator()
+        let first = try #require(try await iterator.next())
+        #expect(first.map(\.seq) == [1, 2, 3])
+        try await log.saveCursor("matcher", seq: 3)
+
+        // A new consumer (as after a restart) starts after the saved cursor.
+        var resumed = log.feed(cursor: "matcher").makeAsyncIterator()
+        #expect(try await resumed.next()?.map(\.seq) == [4, 5])
+
+        // And waits for the next commit rather than returning nothing.
+        async let next = resumed.next()
+        try await Task.sleep(for: .milliseconds(50))
+        _ = try await log.append(Self.delivery("d6"))
+        #expect(try await next?.map(\.deliveryID) == ["d6"])
+    }
+
+    @Test func reopeningKeepsEventsAndSchema() async throws {
+        do {
+            let log = try EventLog(database: Database(path: path))
+            _ = try await log.append(Self.delivery("d1"))
+        }
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        #expect(log.lastCommittedSeq == 1)
+        #expect(try await log.append(Self.delivery("d1")) == .duplicate(1))
+        let version = try await database.read { try $0.prepare("PRAGMA user_version").rows { $0.int(0) } }
+        #expect(version == [Int64(Migration.all.last!.version)])
+    }
+
+    /// When the disk refuses the write, the caller gets `.unavailable` (→ 503) and nothing is half-stored.
+    @Test func unwritableLogFailsTheAppend() async throws {
+        let database = try Database(path: path, busyTimeoutMilliseconds: 100)
+        let log = try EventLog(database: database)
+        let blocker = try SQLiteConnection(path: path)
+        try blocker.execute("BEGIN EXCLUSIVE")
+        await #expect {
+            _ = try await log.append(Self.delivery("d1"))
+        } throws: { error in
+            (error as? DatabaseError)?.code == .unavailable
+        }
+        await #expect(throws: DatabaseError.self) { try await log.checkWritable() }
+        try blocker.execute("ROLLBACK")
+        #expect(try await log.append(Self.delivery("d1")) == .appended(1))
+        try await log.checkWritable()
+    }
+
+    @Test func closedLogRefusesNewWrites() async throws {
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        await database.close()
+        await #expect {
+            _ = try await log.append(Self.delivery("d1"))
+        } throws: { error in
+            (error as? DatabaseError)?.code == .closed
+        }
+    }
+}
