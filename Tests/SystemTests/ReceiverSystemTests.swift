@@ -1,0 +1,255 @@
+import Foundation
+import SlipwayCore
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The webhook listener of the real `slipway serve` process, over real TCP.
+@Suite(.serialized) struct ReceiverSystemTests {
+    static let push = Data(#"{"ref":"refs/heads/main","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"}"#.utf8)
+
+    @Test func everyRowOfTheHTTPTable() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let client = try RawHTTPClient(port: daemon.port)
+
+        let created = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+        #expect(created.status == 202)
+        #expect(created.json["event"] as? Int == 1)
+        #expect(created.json["delivery"] as? String == "row-1")
+
+        let again = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+        #expect(again.status == 200)
+        #expect(again.json["duplicate"] as? Bool == true)
+        #expect(again.json["event"] as? Int == 1)
+
+        let ping = Data(#"{"zen":"Design for failure.","hook_id":77}"#.utf8)
+        let pong = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: ping, event: "ping", delivery: "row-ping"), body: ping)
+        #expect(pong.status == 200)
+        #expect(pong.json["zen"] as? String == "Design for failure.")
+
+        var forged = DaemonProcess.headers(for: Self.push, delivery: "row-forged")
+        forged[forged.count - 1].1 = "sha256=" + String(repeating: "ab", count: 32)
+        #expect(try client.request("POST", "/webhooks/github", headers: forged, body: Self.push).status == 401)
+        let unsigned = Array(DaemonProcess.headers(for: Self.push, delivery: "row-unsigned").dropLast())
+        #expect(try client.request("POST", "/webhooks/github", headers: unsigned, body: Self.push).status == 401)
+
+        var text = DaemonProcess.headers(for: Self.push, delivery: "row-text")
+        text[0].1 = "text/plain"
+        #expect(try client.request("POST", "/webhooks/github", headers: text, body: Self.push).status == 415)
+
+        let noEvent = DaemonProcess.headers(for: Self.push, delivery: "row-noevent").filter { $0.0 != "X-GitHub-Event" }
+        let r400 = try client.request("POST", "/webhooks/github", headers: noEvent, body: Self.push)
+        #expect(r400.status == 400)
+        #expect(r400.json["error"] as? String == "missing X-GitHub-Event header")
+        let broken = Data("{\"ref\":".utf8)
+        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: broken, delivery: "row-broken"), body: broken).status == 400)
+
+        let star = Data("{}".utf8)
+        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: star, event: "star", delivery: "row-star"), body: star).status == 202)
+
+        let health = try client.request("GET", "/healthz")
+        #expect(health.status == 200)
+        #expect(health.json["status"] as? String == "ok")
+
+        // Only the accepted deliveries are stored; refused ones left nothing.
+        #expect(try daemon.storedDeliveries().map(\.id) == ["row-1", "row-ping", "row-star"])
+        // The refusal is a warning naming the peer.
+        #expect(daemon.log.contains("warning webhook refused: bad signature peer=127.0.0.1:"))
+        #expect(daemon.log.contains("delivery.id=row-1") && daemon.log.contains("event.seq=1"))
+    }
+
+    /// A body announced over the limit gets 413 before it is sent, and the connection is closed.
+    @Test func oversizedBodyIs413AndReadingStops() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let client = try RawHTTPClient(port: daemon.port)
+        let head = "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"
+            + "X-GitHub-Delivery: big\r\nContent-Length: 50000000\r\n\r\n"
+        try client.send(Data(head.utf8) + Data(repeating: 0x20, count: 4096))
+        let response = try client.readResponse()
+        #expect(response.status == 413)
+        #expect(response.headers["connection"] == "close")
+        #expect(client.isClosedByPeer(), "the server stops reading and closes the connection")
+
+        // A body that grows past the limit without announcing it (chunked) is cut off too.
+        let chunked = try RawHTTPClient(port: daemon.port)
+        let chunkHead = "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        try chunked.send(Data(chunkHead.utf8))
+        let chunk = Data("10000\r\n".utf8) + Data(repeating: 0x20, count: 0x10000) + Data("\r\n".utf8)
+        var status = 0
+        for _ in 0..<40 {
+            if (try? chunked.send(chunk)) == nil { break }
+        }
+        status = (try? chunked.readResponse().status) ?? 0
+        #expect(status == 413)
+        #expect(try daemon.storedDeliveries().isEmpty)
+        #expect(try RawHTTPClient(port: daemon.port).request("GET", "/healthz").status == 200, "the daemon stays healthy")
+    }
+
+    /// The disk refusing the write is a 503, never a 2xx; the daemon recovers when it can write again.
+    @Test func unwritableLogIs503() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let blocker = try SQLiteConnection(path: daemon.databasePath)
+        try blocker.execute("BEGIN EXCLUSIVE")
+        let client = try RawHTTPClient(port: daemon.port, timeoutSeconds: 30)
+        let refused = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+        #expect(refused.status == 503)
+        #expect(try client.request("GET", "/healthz").status == 503)
+        try blocker.execute("ROLLBACK")
+        #expect(try client.request("GET", "/healthz").status == 200)
+        let retried = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+        #expect(retried.status == 202, "GitHub's redelivery of the refused delivery is stored")
+        #expect(try daemon.storedDeliveries().map(\.id) == ["while-locked"])
+    }
+
+    /// 2,000 deliveries from 32 connections, `kill -9` midway, restart: every 2xx'd delivery is stored once.
+    @Test func durableAcrossKill9() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let total = 2000, connections = 32
+        let acked = Mutex<Set<String>>([])
+        let unknown = Mutex<Set<String>>([])
+        let killed = Atomic<Bool>(false)
+        let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
+        let port = daemon.port
+        let pid = daemon.process!.processIdentifier
+
+        onThreads(connections) { worker in
+            var client = try? RawHTTPClient(port: port)
+            for n in stride(from: worker, to: total, by: connections) {
+                let id = "kill-\(n)"
+                if killed.load(ordering: .relaxed) {
+                    unknown.withLock { _ = $0.insert(id) }
+                    continue
+                }
+                do {
+                    guard let c = client else { throw RawHTTPClient.Failure(description: "no connection") }
+                    let r = try c.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body)
+                    if r.status == 202 || r.status == 200 { acked.withLock { _ = $0.insert(id) } } else { unknown.withLock { _ = $0.insert(id) } }
+                } catch {
+                    unknown.withLock { _ = $0.insert(id) }
+                    client = try? RawHTTPClient(port: port)
+                }
+                if acked.withLock({ $0.count }) >= 700, !killed.exchange(true, ordering: .relaxed) {
+                    kill(pid, SIGKILL)
+                }
+            }
+        }
+        let wasKilled = killed.load(ordering: .relaxed)
+        #expect(wasKilled, "the daemon was killed midway")
+        daemon.waitForExit()
+        let ackedBeforeKill = acked.withLock { $0 }
+        #expect(ackedBeforeKill.count >= 700)
+
+        // Everything acknowledged before the kill survived it.
+        let afterKill = try daemon.storedDeliveries()
+        let storedIDs = afterKill.map(\.id)
+        #expect(Set(storedIDs).count == storedIDs.count, "no delivery stored twice")
+        #expect(ackedBeforeKill.isSubset(of: Set(storedIDs)), "every 2xx'd delivery is in events")
+
+        // Restart and redeliver what had no answer (as GitHub's redelivery would).
+        try daemon.start()
+        let pending = unknown.withLock { Array($0) }.sorted()
+        let answers = Mutex<[String: Int]>([:])
+        onThreads(connections) { worker in
+            guard let client = try? RawHTTPClient(port: port) else { return }
+            for id in stride(from: worker, to: pending.count, by: connections).map({ pending[$0] }) {
+                let status = (try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body).status) ?? 0
+                answers.withLock { $0[id] = status }
+            }
+        }
+        let statuses = answers.withLock { $0 }
+        #expect(statuses.count == pending.count)
+        #expect(statuses.values.allSatisfy { $0 == 202 || $0 == 200 })
+        // Those that were committed just before the kill are recognised as duplicates.
+        for (id, status) in statuses where status == 200 { #expect(storedIDs.contains(id)) }
+
+        let final = try daemon.storedDeliveries()
+        #expect(final.count == total, "all \(total) deliveries stored")
+        #expect(Set(final.map(\.id)).count == total, "each exactly once")
+        #expect(final.map(\.seq) == Array(1...Int64(total)), "seqs are dense and never reused")
+    }
+
+    /// SIGTERM: stop accepting, answer what is in flight, exit 0; every 2xx'd delivery is stored.
+    @Test func sigtermDrainsAndExitsZero() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let acked = Mutex<Set<String>>([])
+        let sent = Atomic<Int>(0)
+        let port = daemon.port
+        let pid = daemon.process!.processIdentifier
+        onThreads(8) { worker in
+            guard let client = try? RawHTTPClient(port: port) else { return }
+            for n in 0..<200 {
+                let id = "term-\(worker)-\(n)"
+                guard let r = try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: id), body: Self.push) else { return }
+                if r.status == 202 { acked.withLock { _ = $0.insert(id) } }
+                if sent.add(1, ordering: .relaxed).newValue == 300 { kill(pid, SIGTERM) }
+            }
+        }
+        #expect(daemon.waitForExit() == 0, "exit status 0 after SIGTERM:\n\(daemon.log.suffix(2000))")
+        let stored = Set(try daemon.storedDeliveries().map(\.id))
+        #expect(acked.withLock { $0 }.isSubset(of: stored))
+        #expect(daemon.log.contains("event log closed"))
+        #expect((try? RawHTTPClient(port: port)) == nil, "nothing listens after stop")
+    }
+
+    /// Restarting resumes the matcher's cursor rather than re-reading the log from the start.
+    @Test func restartResumesTheCursor() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let client = try RawHTTPClient(port: daemon.port)
+        for i in 1...5 {
+            _ = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "c-\(i)"), body: Self.push)
+        }
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit() == 0)
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        #expect(try db.prepare("SELECT seq FROM cursors WHERE name = 'matcher'").rows { $0.int(0) } == [5])
+        try daemon.start()
+        #expect(daemon.log.contains("matcher following the event log cursor=5"))
+    }
+
+    /// The append-only triggers hold for any client, including the sqlite3 CLI.
+    @Test func eventsAreAppendOnlyForTheSqlite3CLI() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        _ = try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "ro-1"), body: Self.push)
+        for sql in ["UPDATE events SET event_type = 'x';", "DELETE FROM events;"] {
+            let result = try run("/usr/bin/sqlite3", [daemon.databasePath, sql])
+            #expect(result.status != 0)
+            #expect(result.err.contains("events are append-only"), "\(result.err)")
+        }
+        #expect(try daemon.storedDeliveries().map(\.id) == ["ro-1"])
+    }
+
+    @Test func configCheckExitCodes() throws {
+        let daemon = try DaemonProcess()
+        let ok = try run(DaemonProcess.binary, ["config", "check", "--config", daemon.configPath])
+        #expect(ok.status == 0)
+        #expect(ok.out.contains("OK (0 tasks"))
+        let bad = daemon.dir + "/bad.yaml"
+        try "listen: \"127.0.0.1:8080\"\nwebhook:\n  secret_file: [x]\nbuilds:\n  default_timeout: soon\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let failed = try run(DaemonProcess.binary, ["config", "check", "--config", bad])
+        #expect(failed.status == 1)
+        #expect(failed.err.contains("\(bad):3: webhook.secret_file: unknown key 'secret_file' (did you mean 'secret_files'?)"))
+        #expect(failed.err.contains("\(bad):5: builds.default_timeout: invalid duration 'soon'"))
+        #expect(failed.err.contains("2 problems found"))
+        let serve = try run(DaemonProcess.binary, ["serve", "--config", bad])
+        #expect(serve.status == 1, "serve refuses a bad config")
+        let usage = try run(DaemonProcess.binary, ["config", "check", "--no-such-flag"])
+        #expect(usage.status == 2, "usage errors exit 2")
+    }
+}
+
+enum Fixtures {
+    static func path(_ name: String) -> String {
+        let file = #filePath
+        return String(file[..<file.range(of: "/Tests/")!.lowerBound]) + "/Tests/Fixtures/" + name
+    }
+}
