@@ -17,6 +17,7 @@ public struct EventLogService: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         await database.close()
-        logger.info("event log closed")
+        let stats = database.statistics
+        logger.info("event log closed", metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)"])
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Ingest benchmark: signed ~3 KB push deliveries with unique ids against the release build,
+# every one durably appended (WAL, synchronous=FULL, group commit).
+#   Benchmarks/ingest.sh [connections=32] [seconds=15]
+# Prints one RESULT line from wrk, the daemon's peak RSS, the events stored and the group-commit factor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+connections="${1:-32}"
+seconds="${2:-15}"
+bin="${SLIPWAY_BIN:-.build/release/slipway}"
+[ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
+
+work=$(mktemp -d /var/tmp/slipway-bench.XXXXXX)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/secrets"
+(umask 077; echo "bench-secret-$RANDOM" > "$work/secrets/webhook")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/slipway.yaml" <<YAML
+listen: "127.0.0.1:$port"
+data_dir: "data"
+webhook:
+  secret_files: ["secrets/webhook"]
+YAML
+body=Tests/Fixtures/github/push.json
+signature="sha256=$(openssl dgst -sha256 -hmac "$(cat "$work/secrets/webhook")" "$body" | sed 's/.*= //')"
+
+"$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+
+BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="b$RANDOM" \
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" \
+  | grep '^RESULT' | sed "s/^RESULT/RESULT slipway connections=$connections/"
+
+peak_rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+cpu_ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
+kill -TERM "$pid"; wait "$pid" || true
+stored=$(sqlite3 "$work/data/slipway.sqlite" 'SELECT count(*) FROM events')
+commits=$(grep -o 'event log closed.*' "$work/daemon.log" | grep -o ' commits=[0-9]*' | cut -d= -f2)
+echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits body_bytes=$(stat -c %s "$body")"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a Slipway target needs, only those missing.
+#   scripts/install-deps.sh build   # compile: OpenSSL and SQLite headers
+#   scripts/install-deps.sh test    # + what the tests drive (sqlite3 CLI)
+#   scripts/install-deps.sh bench   # + the load generator and the peer daemon
+set -euo pipefail
+
+build=(libsqlite3-dev libssl-dev pkg-config)
+test=("${build[@]}" sqlite3 curl)
+bench=("${test[@]}" wrk webhook openssl procps)
+
+case "${1:-build}" in
+  build) wanted=("${build[@]}") ;;
+  test) wanted=("${test[@]}") ;;
+  bench) wanted=("${bench[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
