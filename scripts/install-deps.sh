@@ -2,18 +2,21 @@
 # Installs the Debian packages a Slipway target needs, only those missing.
 #   scripts/install-deps.sh build   # compile: OpenSSL and SQLite headers
 #   scripts/install-deps.sh test    # + what the tests drive (sqlite3 CLI)
+#   scripts/install-deps.sh system  # the real parts system tests drive: dockerd, registry, git
 #   scripts/install-deps.sh bench   # + the load generator and the peer daemon
 set -euo pipefail
 
 build=(libsqlite3-dev libssl-dev pkg-config)
 test=("${build[@]}" sqlite3 curl)
-bench=("${test[@]}" wrk webhook openssl procps)
+system=(git docker.io docker-registry busybox-static apache2-utils python3 curl)
+bench=("${test[@]}" wrk webhook openssl procps bc)
 
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${test[@]}") ;;
+  system) wanted=("${system[@]}") ;;
   bench) wanted=("${bench[@]}") ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|system|bench" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -36,6 +36,16 @@ struct Daemon {
             logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks")
         }
         let log = try EventLog(database: database)
+        let runs = RunStore(database: database, prefix: config.runIDPrefix)
+        let recovered = try await runs.recoverInterrupted()
+        if !recovered.interrupted.isEmpty {
+            logger.warning(
+                "runs interrupted by a restart marked Error",
+                metadata: ["runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))"])
+        }
+        let tasks = config.tasks
+        let wake = CommitSignal()
+        let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)
         let intake = WebhookIntake(
             verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1),
             maxBodyBytes: config.webhook.maxBodyBytes)
@@ -54,7 +64,11 @@ struct Daemon {
             configuration: .init(
                 services: [
                     .init(service: EventLogService(database: database, logger: logger)),
-                    .init(service: MatcherService(log: log, tasks: config.tasks, logger: logger)),
+                    .init(service: MatcherService(log: log, runs: runs, tasks: { tasks }, logger: logger, onQueued: { wake.bump() })),
+                    .init(
+                        service: BuilderService(
+                            runs: runs, executor: executor, tasks: { tasks }, maxConcurrent: config.builds.maxConcurrent, wake: wake,
+                            logger: logger)),
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -15,7 +15,9 @@ public enum ConfigLoader {
     ]
 
     /// Loads and validates the config at `path`.
-    public static func load(path: String) throws(ConfigErrors) -> SlipwayConfig {
+    public static func load(path givenPath: String) throws(ConfigErrors) -> SlipwayConfig {
+        // Absolute, so paths resolved against its folder stay right whatever the working directory.
+        let path = FileText.absolute(givenPath)
         let text: String
         do {
             text = try FileText.read(path)

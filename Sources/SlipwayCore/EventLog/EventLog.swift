@@ -112,8 +112,9 @@ public final class EventLog: Sendable {
     }
 }
 
-/// The highest committed seq, and the tasks waiting for it to pass a value.
-final class CommitSignal: Sendable {
+/// A monotonically increasing value, and the tasks waiting for it to pass a point.
+/// The event log uses it for the highest committed seq; the builder as a wake-up counter.
+public final class CommitSignal: Sendable {
     private struct State {
         var value: Int64
         var waiters: [(id: Int, beyond: Int64, continuation: CheckedContinuation<Void, Never>)] = []
@@ -122,12 +123,16 @@ final class CommitSignal: Sendable {
 
     private let state: Mutex<State>
 
-    init(_ value: Int64) { state = Mutex(State(value: value)) }
+    public init(_ value: Int64 = 0) { state = Mutex(State(value: value)) }
 
-    var value: Int64 { state.withLock { $0.value } }
+    public var value: Int64 { state.withLock { $0.value } }
 
-    func advance(to seq: Int64) {
+    /// Raises the value by one and wakes every waiter.
+    public func bump() { advance(to: nil) }
+
+    public func advance(to target: Int64?) {
         let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let seq = target ?? state.value + 1
             guard seq > state.value else { return [] }
             state.value = seq
             let ready = state.waiters.filter { $0.beyond < seq }.map(\.continuation)
@@ -137,7 +142,8 @@ final class CommitSignal: Sendable {
         for continuation in ready { continuation.resume() }
     }
 
-    func wait(beyond seq: Int64) async {
+    /// Returns once the value is greater than `seq`, or the task is cancelled.
+    public func wait(beyond seq: Int64) async {
         let id = state.withLock { state -> Int in
             state.nextID += 1
             return state.nextID

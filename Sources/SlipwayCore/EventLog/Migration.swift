@@ -34,6 +34,53 @@ public struct Migration: Sendable {
                     checked_at TEXT NOT NULL
                 );
                 """),
+        Migration(
+            version: 2, name: "runs",
+            sql: """
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL UNIQUE,
+                    task TEXT NOT NULL,
+                    trigger TEXT NOT NULL,
+                    event_seq INTEGER REFERENCES events (seq),
+                    attempt INTEGER NOT NULL DEFAULT 1,
+                    repo_url TEXT NOT NULL,
+                    branch TEXT NOT NULL,
+                    commit_sha TEXT NOT NULL,
+                    created_at TEXT NOT NULL
+                );
+                CREATE UNIQUE INDEX runs_once_per_event ON runs (event_seq, task, attempt) WHERE trigger = 'push';
+                CREATE INDEX runs_task ON runs (task, id);
+                CREATE TABLE run_states (
+                    seq INTEGER PRIMARY KEY,
+                    run INTEGER NOT NULL REFERENCES runs (id),
+                    status TEXT NOT NULL,
+                    at TEXT NOT NULL,
+                    reason TEXT NOT NULL DEFAULT '',
+                    step TEXT NOT NULL DEFAULT '',
+                    exit_code INTEGER,
+                    durations TEXT NOT NULL DEFAULT '{}',
+                    digests TEXT NOT NULL DEFAULT '{}'
+                );
+                CREATE INDEX run_states_run ON run_states (run, seq);
+                CREATE INDEX run_states_status ON run_states (status, run);
+                CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs
+                    BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+                CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
+                    BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+                CREATE TRIGGER run_states_no_update BEFORE UPDATE ON run_states
+                    BEGIN SELECT RAISE(ABORT, 'run states are append-only'); END;
+                CREATE TRIGGER run_states_no_delete BEFORE DELETE ON run_states
+                    BEGIN SELECT RAISE(ABORT, 'run states are append-only'); END;
+                CREATE TABLE match_traces (
+                    event_seq INTEGER NOT NULL REFERENCES events (seq),
+                    task TEXT NOT NULL,
+                    matched INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    run_id TEXT,
+                    PRIMARY KEY (event_seq, task)
+                );
+                """),
     ]
 
     static func apply(_ migrations: [Migration], to db: SQLiteConnection) throws {

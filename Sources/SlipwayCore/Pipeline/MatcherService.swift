@@ -1,38 +1,75 @@
 import Logging
 import ServiceLifecycle
 
-/// The first consumer of the event log: follows its cursor and matches events to tasks.
+/// Follows the event log from its cursor, writes a match trace per event and queues runs.
 ///
-/// The receiver issue lays only the plumbing: every event is read in order from the persisted
-/// cursor `matcher` and logged; with no tasks configured nothing can match. Matching and runs
-/// arrive with the pipeline.
+/// Each event is matched in one transaction together with the cursor update, so a crash
+/// either leaves the event unmatched (it is matched again after restart) or fully recorded:
+/// no event ever produces runs twice.
 public struct MatcherService: Service {
     public static let cursorName = "matcher"
 
     let log: EventLog
-    let tasks: [TaskDefinition]
+    let runs: RunStore
+    let tasks: @Sendable () -> [TaskDefinition]
+    let onQueued: @Sendable () -> Void
     let logger: Logger
 
-    public init(log: EventLog, tasks: [TaskDefinition], logger: Logger) {
+    public init(
+        log: EventLog, runs: RunStore, tasks: @escaping @Sendable () -> [TaskDefinition], logger: Logger,
+        onQueued: @escaping @Sendable () -> Void
+    ) {
         self.log = log
+        self.runs = runs
         self.tasks = tasks
         self.logger = logger
+        self.onQueued = onQueued
     }
 
     public func run() async throws {
         let start = try await log.cursor(Self.cursorName)
-        logger.info("matcher following the event log", metadata: ["cursor": "\(start)", "tasks": "\(tasks.count)"])
+        logger.info("matcher following the event log", metadata: ["cursor": "\(start)", "tasks": "\(tasks().count)"])
         do {
             for try await batch in log.feed(cursor: Self.cursorName).cancelOnGracefulShutdown() {
-                for event in batch {
-                    var meta: Logger.Metadata = ["event.seq": "\(event.seq)", "delivery.id": "\(event.deliveryID)", "event.type": "\(event.eventType)"]
-                    meta["reason"] = tasks.isEmpty ? "no tasks configured" : "matching is not implemented yet"
-                    logger.info("event matched no task", metadata: meta)
-                }
-                if let last = batch.last { try await log.saveCursor(Self.cursorName, seq: last.seq) }
+                for event in batch { try await match(event) }
             }
         } catch is CancellationError {
-            // Graceful shutdown: the cursor already records everything handled.
+            // Graceful shutdown: every event handled so far is recorded with the cursor.
         }
+    }
+
+    func match(_ event: StoredEvent) async throws {
+        let tasks = self.tasks()
+        var push: PushEvent?
+        var meta: Logger.Metadata = ["event.seq": "\(event.seq)", "delivery.id": "\(event.deliveryID)", "event.type": "\(event.eventType)"]
+        if event.eventType == "push" {
+            do {
+                push = try PushEvent.decode(body: event.body, headersJSON: event.headersJSON)
+                meta["repo"] = "\(push!.repositoryName)"
+                meta["commit"] = "\(push!.after)"
+            } catch {
+                logger.error("push payload cannot be decoded", metadata: meta.merging(["error": "\(error)"]) { $1 })
+            }
+        }
+        var traces: [(task: String, verdict: TaskMatcher.Verdict)] = []
+        var newRuns: [NewRun] = []
+        for task in tasks {
+            let verdict = TaskMatcher.verdict(task: task, eventType: event.eventType, push: push)
+            traces.append((task.name, verdict))
+            if verdict == .matched, let push, let branch = push.branch {
+                newRuns.append(NewRun(task: task.name, trigger: "push", eventSeq: event.seq, repoURL: task.context.url, branch: branch, commit: push.after))
+            }
+        }
+        let created = try await runs.recordMatch(eventSeq: event.seq, traces: traces, runs: newRuns, cursor: Self.cursorName)
+        if tasks.isEmpty {
+            logger.info("event matched no task", metadata: meta.merging(["reason": "no tasks configured"]) { $1 })
+        }
+        for (task, verdict) in traces where verdict != .matched {
+            logger.info("task not triggered", metadata: meta.merging(["task": "\(task)", "reason": "\(verdict.reason)"]) { $1 })
+        }
+        for (run, id) in zip(newRuns, created) {
+            logger.notice("run queued", metadata: meta.merging(["task": "\(run.task)", "run.id": "\(id)"]) { $1 })
+        }
+        if !created.isEmpty { onQueued() }
     }
 }

@@ -63,6 +63,15 @@ public enum FileText {
         normalize(path.hasPrefix("/") || base == "." ? path : "\(base)/\(path)")
     }
 
+    /// `path` made absolute against the current directory, normalised.
+    public static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return normalize(path) }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return normalize(path) }
+        let cwd = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return normalize("\(cwd)/\(path)")
+    }
+
     /// Removes `.`, empty parts and `name/..` pairs without touching the disk.
     public static func normalize(_ path: String) -> String {
         let absolute = path.hasPrefix("/")

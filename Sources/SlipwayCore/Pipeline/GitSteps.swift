@@ -1,0 +1,97 @@
+import Foundation
+
+/// The git side of a run: a bare mirror per repository, fetched (not cloned) after the first
+/// time, and a checkout of the exact commit. A token reaches git only through an askpass
+/// program that reads the token file: never argv, never the URL, never the environment.
+struct GitSteps: Sendable {
+    let steps: StepRunner
+    let environment: BuildEnvironment
+    let scratch: String
+    let tokenFile: String?
+    let mirrors: KeyedLock
+
+    static let askpass = """
+        #!/bin/sh
+        # Written by slipway for one run: git asks for a username, then a password (the token).
+        case "$1" in
+          Username*) echo "x-access-token" ;;
+          *) head -n 1 "$SLIPWAY_GIT_TOKEN_FILE" ;;
+        esac
+
+        """
+
+    func mirrorPath(url: String) -> String {
+        let key = GitContext.normalize(url)
+        let safe = String(key.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "_" })
+        return "\(environment.dataDirectory)/git/\(safe).git"
+    }
+
+    var gitEnvironment: [String: String] {
+        var env = [
+            "PATH": environment.path, "HOME": scratch, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+        ]
+        if let tokenFile {
+            env["GIT_ASKPASS"] = scratch + "/askpass"
+            env["SLIPWAY_GIT_TOKEN_FILE"] = tokenFile
+        }
+        return env
+    }
+
+    func git(_ args: [String], cwd: String? = nil) -> Command {
+        Command("git", args, environment: gitEnvironment, workingDirectory: cwd)
+    }
+
+    /// Brings the mirror up to date and makes sure it has `commit`.
+    func fetch(url: String, commit: String) async throws {
+        if tokenFile != nil {
+            FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700])
+        }
+        let mirror = mirrorPath(url: url)
+        await mirrors.acquire(mirror)
+        do {
+            try await update(mirror: mirror, url: url, commit: commit)
+            await mirrors.release(mirror)
+        } catch {
+            await mirrors.release(mirror)
+            throw error
+        }
+    }
+
+    private func update(mirror: String, url: String, commit: String) async throws {
+        if FileManager.default.fileExists(atPath: mirror + "/HEAD") {
+            try await steps.run(git(["--git-dir=\(mirror)", "fetch", "--prune", "--quiet", "origin"]), step: "fetch")
+        } else {
+            try FileText.makeDirectories(FileText.directory(of: mirror))
+            let partial = mirror + ".partial"
+            try? FileManager.default.removeItem(atPath: partial)
+            try await steps.run(git(["clone", "--mirror", "--quiet", "--", url, partial]), step: "fetch")
+            // Only a complete mirror takes the real name, so a crash mid-clone never leaves a broken one.
+            try FileManager.default.moveItem(atPath: partial, toPath: mirror)
+        }
+        if !(try await hasCommit(mirror: mirror, commit: commit)) {
+            try await steps.run(git(["--git-dir=\(mirror)", "fetch", "--quiet", "origin", commit]), step: "fetch")
+            guard try await hasCommit(mirror: mirror, commit: commit) else {
+                throw StepFailure(.failed, step: "fetch", "commit \(commit) is not in \(url)")
+            }
+        }
+    }
+
+    private func hasCommit(mirror: String, commit: String) async throws -> Bool {
+        do {
+            try await steps.run(git(["--git-dir=\(mirror)", "cat-file", "-e", "\(commit)^{commit}"]), step: "fetch", quiet: true)
+            return true
+        } catch let failure as StepFailure where failure.status == .failed {
+            return false
+        }
+    }
+
+    /// A working tree of exactly `commit`, sharing the mirror's objects.
+    func checkout(url: String, commit: String, into workspace: String) async throws {
+        let mirror = mirrorPath(url: url)
+        try FileText.makeDirectories(FileText.directory(of: workspace))
+        try? FileManager.default.removeItem(atPath: workspace)
+        try await steps.run(git(["clone", "--quiet", "--shared", "--no-checkout", "--", mirror, workspace]), step: "checkout")
+        try await steps.run(git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], cwd: workspace), step: "checkout")
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What every run needs from the daemon's configuration.
+public struct BuildEnvironment: Sendable {
+    public var dataDirectory: String
+    public var settings: SlipwayConfig.BuildSettings
+    public var registries: [SlipwayConfig.RegistryCredential]
+    /// The daemon's PATH and DOCKER_HOST: the only variables children inherit.
+    public var path: String
+    public var dockerHost: String?
+
+    public init(config: SlipwayConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        dataDirectory = config.dataDirectory
+        settings = config.builds
+        registries = config.registries
+        path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        dockerHost = environment["DOCKER_HOST"]
+    }
+}
+
+/// Runs one build: mirror fetch, exact-commit checkout, `docker build`, push; returns the final state.
+public struct RunExecutor: Sendable {
+    let environment: BuildEnvironment
+    let mirrors: KeyedLock
+    let logger: Logger
+
+    public init(environment: BuildEnvironment, mirrors: KeyedLock, logger: Logger) {
+        self.environment = environment
+        self.mirrors = mirrors
+        self.logger = logger
+    }
+
+    var runsDirectory: String { environment.dataDirectory + "/runs" }
+
+    public static func logPath(dataDirectory: String, runID: String) -> String { "\(dataDirectory)/runs/\(runID).log" }
+
+    /// Executes `run`; returns nil when the daemon is shutting down (the run is recovered at the next start).
+    public func execute(_ run: RunRecord, task: TaskDefinition?, stopRequested: @escaping @Sendable () -> Bool) async -> RunStateChange? {
+        var logger = self.logger
+        logger[metadataKey: "run.id"] = "\(run.runID)"
+        logger[metadataKey: "task"] = "\(run.task)"
+        logger[metadataKey: "commit"] = "\(run.commit)"
+        guard let task else {
+            return RunStateChange(.error, reason: "task '\(run.task)' is no longer configured", step: "prepare")
+        }
+        var masker = SecretMasker()
+        let secrets: RunSecrets
+        do {
+            secrets = try RunSecrets(task: task, registries: environment.registries)
+            secrets.values.forEach { masker.add($0) }
+        } catch {
+            return RunStateChange(.error, reason: "cannot read secret file \(error)", step: "prepare")
+        }
+        let log: RunLog
+        let scratch = "\(environment.dataDirectory)/tmp/\(run.runID)"
+        do {
+            try FileText.makeDirectories(runsDirectory)
+            try FileText.makeDirectories(scratch, mode: 0o700)
+            log = try RunLog(path: Self.logPath(dataDirectory: environment.dataDirectory, runID: run.runID), masker: masker, logger: logger)
+        } catch {
+            return RunStateChange(.error, reason: "cannot prepare the run: \(error)", step: "prepare")
+        }
+        let workspace = "\(environment.dataDirectory)/work/\(run.runID)"
+        defer {
+            try? FileManager.default.removeItem(atPath: scratch)
+            try? FileManager.default.removeItem(atPath: workspace)
+        }
+        let timeout = task.timeout ?? environment.settings.defaultTimeout
+        let steps = StepRunner(
+            log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stopRequested: stopRequested)
+        log.line("Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)")
+        var durations: [(String, Double)] = []
+        var digests: [(String, String)] = []
+        do {
+            let values = templateValues(run: run, task: task)
+            let tags = try task.tags.map { text in
+                let tag = try Template(text).render(values)
+                do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid { throw StepFailure(.failed, step: "prepare", invalid.description) }
+                return tag
+            }
+            let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
+            durations.append(("fetch", try await timed { try await git.fetch(url: run.repoURL, commit: run.commit) }))
+            durations.append(("checkout", try await timed { try await git.checkout(url: run.repoURL, commit: run.commit, into: workspace) }))
+            let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
+            try docker.writeConfig()
+            durations.append(("build", try await timed {
+                try await docker.build(task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
+            }))
+            if task.push {
+                durations.append(("push", try await timed { digests = try await docker.push(tags) }))
+            } else {
+                log.line("push: false: built only, nothing pushed")
+            }
+        } catch let failure as StepFailure {
+            if failure.status == .canceled && stopRequested() && steps.stoppedForShutdown { return nil }
+            log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
+            return RunStateChange(failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode, durationsJSON: Self.json(durations))
+        } catch {
+            log.line("Run \(run.runID) error: \(error)")
+            return RunStateChange(.error, reason: log.mask("\(error)"), durationsJSON: Self.json(durations))
+        }
+        let total = durations.reduce(0) { $0 + $1.1 }
+        for (tag, digest) in digests { log.line("pushed \(tag)@\(digest)") }
+        log.line("Run \(run.runID) succeeded after \(String(format: "%.1f", total))s")
+        return RunStateChange(
+            .succeeded, durationsJSON: Self.json(durations),
+            digestsJSON: "{" + digests.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}")
+    }
+
+    func templateValues(run: RunRecord, task: TaskDefinition) -> [String: String] {
+        let date = Timestamp.now().iso8601  // 2026-11-26T18:15:00.123Z → 20261126-181500
+        let digits = date.filter(\.isNumber)
+        return [
+            ".Run.ID": run.runID, ".Commit": run.commit, ".Commit.Short": String(run.commit.prefix(7)), ".Branch": run.branch,
+            ".Tag": "", ".Task": task.name, ".Date": "\(digits.prefix(8))-\(digits.dropFirst(8).prefix(6))",
+        ]
+    }
+
+    func timed(_ body: () async throws -> Void) async throws -> Double {
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    static func json(_ durations: [(String, Double)]) -> String {
+        "{" + durations.map { "\(JSONText.quote($0.0)):\(String(format: "%.3f", $0.1))" }.joined(separator: ",") + "}"
+    }
+}
+
+/// The secret values one run may use, read from their files at the start of the run.
+struct RunSecrets: Sendable {
+    var gitToken: String?
+    var registryPasswords: [String: String] = [:]
+    var buildArgs: [(name: String, value: String, file: String)] = []
+
+    init(task: TaskDefinition, registries: [SlipwayConfig.RegistryCredential]) throws {
+        if let file = task.gitTokenFile { gitToken = String(decoding: try FileText.readSecret(file), as: UTF8.self) }
+        for registry in registries {
+            registryPasswords[registry.server] = String(decoding: try FileText.readSecret(registry.passwordFile), as: UTF8.self)
+        }
+        for arg in task.secretBuildArgs {
+            buildArgs.append((arg.key, String(decoding: try FileText.readSecret(arg.value), as: UTF8.self), arg.value))
+        }
+    }
+
+    var values: [String] { [gitToken].compactMap { $0 } + Array(registryPasswords.values) + buildArgs.map(\.value) }
+}
+
+/// Runs one command of a step against the run's deadline, logging it and its output.
+struct StepRunner: Sendable {
+    let log: RunLog
+    let deadline: ContinuousClock.Instant
+    let timeoutText: String
+    let stopRequested: @Sendable () -> Bool
+    var stoppedForShutdown: Bool { stopRequested() }
+
+    /// Runs `command`; throws a `StepFailure` naming `step` unless it exits 0. Returns its output lines.
+    @discardableResult
+    func run(_ command: Command, step: String, quiet: Bool = false, failure: RunStatus = .failed) async throws -> [String] {
+        if !quiet { log.command(command) }
+        let lines = Mutex<[String]>([])
+        let log = self.log
+        let outcome: CommandOutcome
+        do {
+            outcome = try await ProcessRunner.run(command, deadline: deadline, stopRequested: stopRequested) { line in
+                if !quiet { log.line(line) }
+                lines.withLock { $0.append(line) }
+            }
+        } catch {
+            throw StepFailure(.error, step: step, "\(error)")
+        }
+        let output = lines.withLock { $0 }
+        switch outcome.ending {
+        case .exited(0): return output
+        case .timedOut: throw StepFailure(.timeout, step: step, "timed out after \(timeoutText)")
+        case .canceled: throw StepFailure(.canceled, step: step, "canceled")
+        case .exited(let code):
+            let last = output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? "no output"
+            throw StepFailure(failure, step: step, "\(command.display) exited with \(code): \(last)", exitCode: Int(code), output: Array(output.suffix(50)))
+        case .signaled(let signal):
+            throw StepFailure(failure, step: step, "\(command.display) was killed by signal \(signal)")
+        }
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Starts the real parts Slipway's system tests drive, and writes their addresses to .test-env/env:
+#   dockerd (vfs, no iptables, no bridge) on its own socket,
+#   Debian's docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth,
+#   a git smart-HTTP server (git http-backend) that requires basic auth under /private/,
+#   a busybox base image made with `docker import` from busybox-static.
+# Idempotent: parts already running are reused. `scripts/test-env.sh stop` stops them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD/.test-env"
+run=/run/slipway-test
+sock="$run/docker.sock"
+registry_port=5077
+git_port=5078
+
+stop() {
+  for name in git registry dockerd; do
+    if [ -f "$run/$name.pid" ]; then kill "$(cat "$run/$name.pid")" 2>/dev/null || true; rm -f "$run/$name.pid"; fi
+  done
+}
+[ "${1:-start}" = stop ] && { stop; exit 0; }
+
+scripts/install-deps.sh system
+mkdir -p "$root" "$run"
+export DOCKER_HOST="unix://$sock"
+docker=/usr/bin/docker   # Debian's 20.10 CLI: it has BuildKit without buildx
+
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+wait_for() { for _ in $(seq 150); do eval "$2" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "$1 did not start; see $root/$1.log" >&2; tail -20 "$root/$1.log" >&2; exit 1; }
+
+if ! alive dockerd || ! $docker info >/dev/null 2>&1; then
+  stop
+  dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --data-root /var/lib/slipway-test-docker --exec-root "$run/docker-exec" \
+    --host "unix://$sock" --pidfile "$run/docker.pid" > "$root/dockerd.log" 2>&1 &
+  echo $! > "$run/dockerd.pid"
+  wait_for dockerd "$docker info"
+fi
+
+# Registry credentials and git token: generated once per machine, files only.
+[ -s "$root/registry-password" ] || (umask 077; od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$root/registry-password")
+[ -s "$root/git-token" ] || (umask 077; echo "ghp_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" > "$root/git-token")
+htpasswd -Bbc "$root/htpasswd" slipway-ci "$(cat "$root/registry-password")" 2>/dev/null
+cat > "$root/registry.yml" <<YAML
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $root/registry-data }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$registry_port, secret: slipway-test }
+auth: { htpasswd: { realm: slipway-test, path: $root/htpasswd } }
+YAML
+if ! alive registry; then
+  docker-registry serve "$root/registry.yml" > "$root/registry.log" 2>&1 &
+  echo $! > "$run/registry.pid"
+  wait_for registry "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$registry_port/v2/ | grep -q 401"
+fi
+
+mkdir -p "$root/git/public" "$root/git/private"
+if ! alive git; then
+  python3 scripts/git-http-server.py --root "$root/git" --port "$git_port" --token-file "$root/git-token" > "$root/git.log" 2>&1 &
+  echo $! > "$run/git.pid"
+  wait_for git "curl -s -o /dev/null http://127.0.0.1:$git_port/public/"
+fi
+
+if ! $docker image inspect slipway-test/busybox:latest >/dev/null 2>&1; then
+  rootfs=$(mktemp -d)
+  mkdir -p "$rootfs/bin" "$rootfs/tmp"
+  cp /bin/busybox "$rootfs/bin/busybox"
+  for applet in sh echo cat ls sleep true false env test grep wc mkdir rm cp; do ln -s busybox "$rootfs/bin/$applet"; done
+  tar -C "$rootfs" -c . | $docker import - slipway-test/busybox:latest >/dev/null
+  rm -rf "$rootfs"
+fi
+
+cat > "$root/env" <<ENV
+SLIPWAY_TEST_DOCKER_HOST=unix://$sock
+SLIPWAY_TEST_DOCKER=$docker
+SLIPWAY_TEST_REGISTRY=127.0.0.1:$registry_port
+SLIPWAY_TEST_REGISTRY_USER=slipway-ci
+SLIPWAY_TEST_REGISTRY_PASSWORD_FILE=$root/registry-password
+SLIPWAY_TEST_REGISTRY_CONFIG=$root/registry.yml
+SLIPWAY_TEST_GIT_URL=http://127.0.0.1:$git_port
+SLIPWAY_TEST_GIT_ROOT=$root/git
+SLIPWAY_TEST_GIT_TOKEN_FILE=$root/git-token
+SLIPWAY_TEST_BASE_IMAGE=slipway-test/busybox:latest
+ENV
+echo "test environment ready: $root/env" >&2
