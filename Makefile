@@ -1,11 +1,11 @@
 # Slipway — the two commands of the README, and a few helpers.
 #   make run    build and start the daemon with config/slipway.dev.yaml (data in .dev/)
-#   make test   install and start what the tests need, then run every test
+#   make test   install and start what the tests need (dockerd, registry, git server), then run every test
 SWIFT ?= swift
 DEV_CONFIG := config/slipway.dev.yaml
 DEV_SECRET := .dev/secrets/webhook
 
-.PHONY: run test build release bench check-config format clean
+.PHONY: run test test-env-stop build release bench check-config format clean
 
 build:
 	scripts/install-deps.sh build
@@ -26,8 +26,12 @@ run: build
 
 test:
 	scripts/install-deps.sh test
+	scripts/test-env.sh
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	set -a && . ./.test-env/env && set +a && $(SWIFT) test --skip-build
+
+test-env-stop:
+	scripts/test-env.sh stop
 
 check-config: build
 	scripts/dev-secret.sh $(DEV_SECRET)

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD/.test-env"
-run=/run/slipway-test
-sock="$run/docker.sock"
+run="$root/run"                  # pid files: per checkout
+sock=/run/slipway-test/docker.sock  # short path: unix socket paths are limited to 108 bytes
 registry_port=5077
 git_port=5078
 
@@ -21,7 +21,7 @@ stop() {
 [ "${1:-start}" = stop ] && { stop; exit 0; }
 
 scripts/install-deps.sh system
-mkdir -p "$root" "$run"
+mkdir -p "$root" "$run" /run/slipway-test
 export DOCKER_HOST="unix://$sock"
 docker=/usr/bin/docker   # Debian's 20.10 CLI: it has BuildKit without buildx
 
@@ -31,8 +31,8 @@ wait_for() { for _ in $(seq 150); do eval "$2" >/dev/null 2>&1 && return 0; slee
 if ! alive dockerd || ! $docker info >/dev/null 2>&1; then
   stop
   dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
-    --data-root /var/lib/slipway-test-docker --exec-root "$run/docker-exec" \
-    --host "unix://$sock" --pidfile "$run/docker.pid" > "$root/dockerd.log" 2>&1 &
+    --data-root /var/lib/slipway-test-docker --exec-root /run/slipway-test/exec \
+    --host "unix://$sock" --pidfile /run/slipway-test/docker.pid > "$root/dockerd.log" 2>&1 &
   echo $! > "$run/dockerd.pid"
   wait_for dockerd "$docker info"
 fi

@@ -53,6 +53,9 @@ final class DaemonProcess {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = ["serve", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment
+        if let dockerHost = TestEnvironment.values["SLIPWAY_TEST_DOCKER_HOST"] { env["DOCKER_HOST"] = dockerHost }
+        p.environment = env
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()

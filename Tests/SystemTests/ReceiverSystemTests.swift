@@ -248,8 +248,11 @@ import Glibc
 }
 
 enum Fixtures {
-    static func path(_ name: String) -> String {
+    /// The package root.
+    static var root: String {
         let file = #filePath
-        return String(file[..<file.range(of: "/Tests/")!.lowerBound]) + "/Tests/Fixtures/" + name
+        return String(file[..<file.range(of: "/Tests/")!.lowerBound])
     }
+
+    static func path(_ name: String) -> String { root + "/Tests/Fixtures/" + name }
 }

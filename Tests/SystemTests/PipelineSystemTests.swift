@@ -1,0 +1,225 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The build pipeline end to end: signed webhook → real git server → real dockerd → real registry.
+@Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
+struct PipelineSystemTests {
+    static func name(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(6).lowercased())" }
+
+    static func dockerfile(_ steps: String = "") -> String {
+        "FROM \(TestEnvironment.baseImage)\nARG VERSION=unset\n\(steps)RUN echo \"building version $VERSION\"\nCOPY hello.txt /hello.txt\n"
+    }
+
+    static func task(_ name: String, repo: GitRepo, image: String, token: String? = TestEnvironment.tokenFile, extra: String = "") -> String {
+        """
+          - name: \(name)
+            context: "\(repo.url)#main:app"
+            tags: ["\(TestEnvironment.registry)/\(image):{{.Run.ID}}", "\(TestEnvironment.registry)/\(image):latest"]
+            build_args: { VERSION: "{{.Commit.Short}}" }
+        \(token.map { "    git_token_file: \"\($0)\"\n" } ?? "")\(extra)
+        """
+    }
+
+    static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil) throws -> DaemonProcess {
+        let config = try TestEnvironment.buildConfig(maxConcurrent: maxConcurrent, extraRegistry: extraRegistry) + "\ntasks:\n" + tasks.joined(separator: "\n")
+        let daemon = try DaemonProcess(extraConfig: config)
+        try daemon.start()
+        return daemon
+    }
+
+    @Test func pushBuildsAndPushesBothTags() throws {
+        let repo = try GitRepo(name: Self.name("app"))
+        let image = repo.name
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN sleep 2\n"), "app/hello.txt": "hello\n"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: image)])
+        let seq = try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile", "app/hello.txt"]))
+
+        // While the build runs, the token is in no process's command line.
+        try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
+        var leaks: [String] = []
+        while try daemon.runs().first?.status == "Running" {
+            leaks += processesMentioning(TestEnvironment.token)
+            usleep(50_000)
+        }
+        #expect(leaks.isEmpty, "token visible in /proc/*/cmdline: \(leaks)")
+
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded", "\(run.reason)\n\(daemon.runLog("sw1"))")
+        #expect(run.commit == sha, "the commit built is `after`")
+        #expect(try daemon.traces(event: seq)["web"] == "matched")
+        #expect(try Registry.tags(image) == ["latest", "sw1"])
+        let labels = try Registry.labels(image, tag: "sw1")
+        #expect(labels["org.opencontainers.image.revision"] == sha)
+        #expect(labels["org.opencontainers.image.source"] == repo.url)
+        #expect(run.digests.contains("\(TestEnvironment.registry)/\(image):sw1") && run.digests.contains("sha256:"))
+
+        let log = daemon.runLog("sw1")
+        #expect(log.contains("$ git clone --mirror --quiet -- \(repo.url)"))
+        #expect(log.contains("building version \(sha.prefix(7))"), "build args are rendered")
+        #expect(log.contains("Run sw1 succeeded after"))
+        // The token is nowhere a user or attacker could read it.
+        let token = TestEnvironment.token
+        #expect(!log.contains(token))
+        #expect(!daemon.log.contains(token))
+        let database = try Data(contentsOf: URL(fileURLWithPath: daemon.databasePath)) + ((try? Data(contentsOf: URL(fileURLWithPath: daemon.databasePath + "-wal"))) ?? Data())
+        #expect(database.range(of: Data(token.utf8)) == nil, "token stored in the database")
+        #expect(!FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1"), "per-run secrets directory removed")
+
+        // A second push builds from the warm mirror: fetch, not clone.
+        let sha2 = try repo.commit(["app/hello.txt": "hello again\n"])
+        try daemon.push(repo.pushPayload(after: sha2, files: ["app/hello.txt"]))
+        let second = try daemon.waitForRun("sw2")
+        #expect(second.status == "Succeeded", "\(second.reason)")
+        #expect(daemon.runLog("sw2").contains("fetch --prune --quiet origin"))
+        #expect(!daemon.runLog("sw2").contains("clone --mirror"))
+    }
+
+    @Test func skippedPushesSayWhy() throws {
+        let repo = try GitRepo(name: Self.name("skip"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile(), "app/hello.txt": "x", "docs/readme.md": "docs"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)])
+        let docs = try daemon.push(repo.pushPayload(after: sha, files: ["docs/readme.md"]))
+        let skip = try daemon.push(repo.pushPayload(after: sha, files: ["app/hello.txt"], message: "tweak [skip ci]"))
+        let other = try daemon.push(repo.pushPayload(after: sha, branch: "feature", files: ["app/hello.txt"]))
+        let deleted = try daemon.push(repo.pushPayload(after: String(repeating: "0", count: 40), files: [], deleted: true))
+        try daemon.waitUntil("traces") { try daemon.traces(event: deleted)["web"] != nil }
+        #expect(try daemon.traces(event: docs)["web"] == "none of the 1 changed file pass folder 'app'")
+        #expect(try daemon.traces(event: skip)["web"] == "head commit message contains [skip ci]")
+        #expect(try daemon.traces(event: other)["web"] == "branch 'feature' is not 'main'")
+        #expect(try daemon.traces(event: deleted)["web"] == "branch 'main' was deleted")
+        #expect(try daemon.runs().isEmpty, "no run for any of them")
+        #expect(daemon.log.contains("task not triggered") && daemon.log.contains("reason=\"head commit message contains [skip ci]\""))
+    }
+
+    @Test func wrongTokenFailsWithAClearMessage() throws {
+        let repo = try GitRepo(name: Self.name("priv"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile(), "app/hello.txt": "x"])
+        let wrong = "/tmp/slipway-wrong-token-\(repo.name)"
+        try "ghp_definitely_wrong_token\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: wrong) }
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, token: wrong)])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Failed")
+        #expect(run.step == "fetch")
+        #expect(run.reason.contains("Authentication failed"), "\(run.reason)")
+        #expect(!daemon.runLog("sw1").contains("ghp_definitely_wrong_token"))
+        #expect(!daemon.log.contains("ghp_definitely_wrong_token"))
+
+        // Without any token the private repository is refused too, with git's own words.
+        let none = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, token: nil)])
+        try none.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        let anonymous = try none.waitForRun("sw1")
+        #expect(anonymous.status == "Failed")
+        #expect(anonymous.reason.contains("terminal prompts disabled") || anonymous.reason.contains("Authentication"), "\(anonymous.reason)")
+    }
+
+    @Test func failingDockerfileEndsFailedWithTheError() throws {
+        let repo = try GitRepo(name: Self.name("fail"))
+        let sha = try repo.commit(["app/Dockerfile": "FROM \(TestEnvironment.baseImage)\nRUN echo 'compiling' && echo 'main.c:3: error: expected ;' && exit 3\n", "app/hello.txt": "x"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Failed")
+        #expect(run.step == "build")
+        let log = daemon.runLog("sw1")
+        #expect(log.contains("main.c:3: error: expected ;"))
+        #expect(log.contains("Run sw1 failed in step build"))
+        #expect(try Registry.tags(repo.name).isEmpty, "nothing pushed")
+    }
+
+    /// The registry is down when the push starts and comes back: the push is retried and succeeds.
+    @Test func unavailableRegistryIsRetried() throws {
+        let port = try DaemonProcess.freePort()
+        let flaky = "127.0.0.1:\(port)"
+        let repo = try GitRepo(name: Self.name("retry"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile(), "app/hello.txt": "x"])
+        let task = """
+              - name: web
+                context: "\(repo.url)#main:app"
+                tags: ["\(flaky)/\(repo.name):{{.Run.ID}}"]
+                git_token_file: "\(TestEnvironment.tokenFile)"
+            """
+        let daemon = try Self.daemon(tasks: [task], extraRegistry: flaky)
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("a failed push attempt") { daemon.runLog("sw1").contains("retrying in") }
+
+        let config = try String(contentsOfFile: TestEnvironment.require("SLIPWAY_TEST_REGISTRY_CONFIG"), encoding: .utf8)
+            .replacingOccurrences(of: "addr: \(TestEnvironment.registry)", with: "addr: \(flaky)")
+            .replacingOccurrences(of: "registry-data", with: "registry-data-\(repo.name)")
+        let configPath = daemon.dir + "/flaky-registry.yml"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let registry = Process()
+        registry.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        registry.arguments = ["serve", configPath]
+        registry.standardError = FileHandle.nullDevice
+        try registry.run()
+        defer { registry.terminate(); registry.waitUntilExit() }
+
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded", "\(run.reason)\n\(daemon.runLog("sw1"))")
+        #expect(try Registry.tags(repo.name, port: port) == ["sw1"])
+        #expect(daemon.runLog("sw1").contains("failed (attempt 1 of 4)"))
+    }
+
+    @Test func timeoutEndsTimeoutAndLeavesNoProcess() throws {
+        let repo = try GitRepo(name: Self.name("slow"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN sleep 120\n"), "app/hello.txt": "x"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: "    timeout: \"4s\"\n")])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        let started = Date()
+        let run = try daemon.waitForRun("sw1", timeout: 60)
+        #expect(run.status == "Timeout")
+        #expect(run.reason == "timed out after 4s")
+        #expect(Date().timeIntervalSince(started) < 30)
+        let workspace = daemon.dir + "/data/work/sw1"
+        try daemon.waitUntil("no process of the run left", timeout: 15) { processesMentioning(workspace).isEmpty }
+        #expect(processesMentioning("sleep 120").isEmpty, "the build's processes are gone: \(processesMentioning("sleep 120"))")
+    }
+
+    @Test func newerPushSupersedesTheQueuedRun() throws {
+        let repo = try GitRepo(name: Self.name("coal"))
+        let slow = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN sleep 3\n"), "app/hello.txt": "1"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)], maxConcurrent: 1)
+        try daemon.push(repo.pushPayload(after: slow, files: ["app/hello.txt"]))
+        try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
+        let second = try repo.commit(["app/hello.txt": "2"])
+        try daemon.push(repo.pushPayload(after: second, files: ["app/hello.txt"]))
+        let third = try repo.commit(["app/hello.txt": "3"])
+        try daemon.push(repo.pushPayload(after: third, files: ["app/hello.txt"]))
+
+        let superseded = try daemon.waitForRun("sw2")
+        #expect(superseded.status == "Canceled")
+        #expect(superseded.reason == "superseded by sw3")
+        #expect(try daemon.waitForRun("sw1").status == "Succeeded", "a running build is never killed for a newer push")
+        let latest = try daemon.waitForRun("sw3")
+        #expect(latest.status == "Succeeded")
+        #expect(latest.commit == third)
+    }
+
+    @Test func kill9DuringABuildIsRecoveredAndRetried() throws {
+        let repo = try GitRepo(name: Self.name("crash"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN sleep 4\n"), "app/hello.txt": "x"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("sw1 building") { daemon.runLog("sw1").contains("$ docker build") }
+        daemon.signal(SIGKILL)
+        daemon.waitForExit()
+        #expect(try daemon.runs().first?.status == "Running", "the crash left it running")
+
+        try daemon.start()
+        let interrupted = try daemon.waitForRun("sw1")
+        #expect(interrupted.status == "Error")
+        #expect(interrupted.reason == "interrupted by restart")
+        let retry = try daemon.waitForRun("sw2")
+        #expect(retry.status == "Succeeded", "\(retry.reason)")
+        #expect(retry.attempt == 2 && retry.commit == sha)
+        #expect(try daemon.runs().count == 2, "built once more, not twice more")
+        #expect(try daemon.runs().allSatisfy { $0.status != "Running" })
+    }
+}
