@@ -43,6 +43,10 @@ struct Daemon {
                 "runs interrupted by a restart marked Error",
                 metadata: ["runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))"])
         }
+        let leftovers = RunExecutor.removeLeftovers(dataDirectory: config.dataDirectory)
+        if !leftovers.isEmpty {
+            logger.notice("removed files left by interrupted runs", metadata: ["paths": "\(leftovers.joined(separator: ","))"])
+        }
         let tasks = config.tasks
         let wake = CommitSignal()
         let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)

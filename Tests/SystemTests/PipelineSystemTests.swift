@@ -119,6 +119,35 @@ struct PipelineSystemTests {
         #expect(anonymous.reason.contains("terminal prompts disabled") || anonymous.reason.contains("Authentication"), "\(anonymous.reason)")
     }
 
+    /// A secret build arg reaches the build (via docker's environment, not argv) and is masked in the log.
+    @Test func secretBuildArgsAreMasked() throws {
+        let repo = try GitRepo(name: Self.name("secret"))
+        let secretFile = "/tmp/slipway-npm-\(repo.name)"
+        let secret = "npm_\(UUID().uuidString.prefix(12))"
+        try "\(secret)\n".write(toFile: secretFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: secretFile) }
+        let dockerfile = "FROM \(TestEnvironment.baseImage)\nARG NPM_TOKEN\nRUN echo \"token is $NPM_TOKEN\" && sleep 1\nCOPY hello.txt /hello.txt\n"
+        let sha = try repo.commit(["app/Dockerfile": dockerfile, "app/hello.txt": "x"])
+        let extra = "    secret_build_args: { NPM_TOKEN: \"\(secretFile)\" }\n    push: false\n"
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: extra)])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
+        var leaks: [String] = []
+        while try daemon.runs().first?.status == "Running" {
+            leaks += processesMentioning(secret)
+            usleep(50_000)
+        }
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded", "\(run.reason)")
+        #expect(leaks.isEmpty, "secret visible in /proc/*/cmdline: \(leaks)")
+        let log = daemon.runLog("sw1")
+        #expect(log.contains("token is ***"), "the value reached the build and was masked")
+        #expect(!log.contains(secret))
+        #expect(!daemon.log.contains(secret))
+        #expect(log.contains("push: false: built only, nothing pushed"))
+        #expect(try Registry.tags(repo.name).isEmpty)
+    }
+
     @Test func failingDockerfileEndsFailedWithTheError() throws {
         let repo = try GitRepo(name: Self.name("fail"))
         let sha = try repo.commit(["app/Dockerfile": "FROM \(TestEnvironment.baseImage)\nRUN echo 'compiling' && echo 'main.c:3: error: expected ;' && exit 3\n", "app/hello.txt": "x"])
@@ -158,6 +187,7 @@ struct PipelineSystemTests {
         registry.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
         registry.arguments = ["serve", configPath]
         registry.standardError = FileHandle.nullDevice
+        registry.standardOutput = FileHandle.nullDevice
         try registry.run()
         defer { registry.terminate(); registry.waitUntilExit() }
 
@@ -211,6 +241,7 @@ struct PipelineSystemTests {
         daemon.signal(SIGKILL)
         daemon.waitForExit()
         #expect(try daemon.runs().first?.status == "Running", "the crash left it running")
+        #expect(FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1/docker/config.json"), "credentials left by the crash")
 
         try daemon.start()
         let interrupted = try daemon.waitForRun("sw1")
@@ -221,5 +252,6 @@ struct PipelineSystemTests {
         #expect(retry.attempt == 2 && retry.commit == sha)
         #expect(try daemon.runs().count == 2, "built once more, not twice more")
         #expect(try daemon.runs().allSatisfy { $0.status != "Running" })
+        #expect(!FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1"), "the restart removed them")
     }
 }

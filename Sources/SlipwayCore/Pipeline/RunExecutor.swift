@@ -36,6 +36,19 @@ public struct RunExecutor: Sendable {
 
     public static func logPath(dataDirectory: String, runID: String) -> String { "\(dataDirectory)/runs/\(runID).log" }
 
+    /// Removes every run's scratch (askpass, DOCKER_CONFIG with credentials) and workspace.
+    /// Called at start, when no run is active: a crash must not leave credentials on disk.
+    public static func removeLeftovers(dataDirectory: String) -> [String] {
+        var removed: [String] = []
+        for dir in ["tmp", "work"] {
+            let parent = "\(dataDirectory)/\(dir)"
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] {
+                if (try? FileManager.default.removeItem(atPath: "\(parent)/\(entry)")) != nil { removed.append("\(dir)/\(entry)") }
+            }
+        }
+        return removed
+    }
+
     /// Executes `run`; returns nil when the daemon is shutting down (the run is recovered at the next start).
     public func execute(_ run: RunRecord, task: TaskDefinition?, stopRequested: @escaping @Sendable () -> Bool) async -> RunStateChange? {
         var logger = self.logger
@@ -94,7 +107,7 @@ public struct RunExecutor: Sendable {
                 log.line("push: false: built only, nothing pushed")
             }
         } catch let failure as StepFailure {
-            if failure.status == .canceled && stopRequested() && steps.stoppedForShutdown { return nil }
+            if failure.status == .canceled && stopRequested() { return nil }
             log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
             return RunStateChange(failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode, durationsJSON: Self.json(durations))
         } catch {
@@ -155,7 +168,6 @@ struct StepRunner: Sendable {
     let deadline: ContinuousClock.Instant
     let timeoutText: String
     let stopRequested: @Sendable () -> Bool
-    var stoppedForShutdown: Bool { stopRequested() }
 
     /// Runs `command`; throws a `StepFailure` naming `step` unless it exits 0. Returns its output lines.
     @discardableResult

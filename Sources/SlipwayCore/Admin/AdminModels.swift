@@ -1,0 +1,115 @@
+import Foundation
+
+/// The admin API's JSON documents (`/v1/...`), shared by the daemon and the CLI.
+///
+/// Field names are stable for scripts: snake_case, times ISO-8601 UTC, durations in seconds.
+public enum AdminAPI {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    public struct Task: Codable, Sendable, Equatable {
+        public var name: String
+        public var context: String
+        public var dockerfile: String
+        public var tags: [String]
+        public var push: Bool
+        public var enabled: Bool
+        public var timeout: String
+        public var definedIn: String
+        /// Defined in `tasks.d/NAME.yaml`, so `task update`/`delete` may change it.
+        public var editable: Bool
+        public var lastRun: Run?
+    }
+
+    public struct Run: Codable, Sendable, Equatable {
+        public var id: String
+        public var task: String
+        public var status: String
+        public var trigger: String
+        public var branch: String
+        public var commit: String
+        public var attempt: Int
+        public var event: Int64?
+        public var createdAt: String
+        public var updatedAt: String
+        public var reason: String
+        public var step: String
+        public var exitCode: Int?
+        public var durations: [String: Double]
+        public var durationSeconds: Double
+        public var images: [Image]
+    }
+
+    public struct Image: Codable, Sendable, Equatable {
+        public var tag: String
+        public var digest: String
+    }
+
+    public struct Event: Codable, Sendable, Equatable {
+        public var seq: Int64
+        public var receivedAt: String
+        public var delivery: String
+        public var hookId: String
+        public var type: String
+        public var signature: String
+        public var repository: String?
+        public var ref: String?
+        public var after: String?
+        public var trace: [TraceEntry]?
+        public var payload: String?
+    }
+
+    public struct TraceEntry: Codable, Sendable, Equatable {
+        public var task: String
+        public var matched: Bool
+        public var reason: String
+        public var runId: String?
+    }
+
+    public struct RunRequest: Codable, Sendable {
+        public var branch: String?
+        public var commit: String?
+        public var requestedBy: String?
+
+        public init(branch: String?, commit: String?, requestedBy: String?) {
+            self.branch = branch
+            self.commit = commit
+            self.requestedBy = requestedBy
+        }
+    }
+
+    public struct Queued: Codable, Sendable {
+        public var runId: String
+    }
+
+    public struct Problem: Codable, Sendable, Error {
+        public var error: String
+        public init(_ error: String) { self.error = error }
+    }
+
+    public struct Reloaded: Codable, Sendable {
+        public var tasks: Int
+    }
+}
+
+extension AdminAPI.Run {
+    public init(_ r: RunRecord) {
+        let durations = (try? JSONSerialization.jsonObject(with: Data(r.durationsJSON.utf8)) as? [String: Double]) ?? [:]
+        let digests = (try? JSONSerialization.jsonObject(with: Data(r.digestsJSON.utf8)) as? [String: String]) ?? [:]
+        self.init(
+            id: r.runID, task: r.task, status: r.status.rawValue, trigger: r.trigger, branch: r.branch, commit: r.commit,
+            attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, updatedAt: r.updatedAt, reason: r.reason, step: r.step,
+            exitCode: r.exitCode, durations: durations, durationSeconds: durations.values.reduce(0, +),
+            images: digests.keys.sorted().map { AdminAPI.Image(tag: $0, digest: digests[$0]!) })
+    }
+}

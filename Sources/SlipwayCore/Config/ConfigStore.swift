@@ -1,0 +1,46 @@
+import Synchronization
+
+/// The live configuration: read by every stage, swapped whole by a reload.
+///
+/// A reload validates the new files first; on any error the old configuration stays in force.
+public final class ConfigStore: Sendable {
+    public let path: String
+    private let state: Mutex<SlipwayConfig>
+
+    public init(path: String, initial: SlipwayConfig) {
+        self.path = path
+        self.state = Mutex(initial)
+    }
+
+    public var current: SlipwayConfig { state.withLock { $0 } }
+    public var tasks: [TaskDefinition] { state.withLock { $0.tasks } }
+
+    public func task(named name: String) -> TaskDefinition? { tasks.first { $0.name == name } }
+
+    /// Re-reads the config file and `tasks.d`; swaps only when everything is valid.
+    public func reload() -> Result<SlipwayConfig, ConfigErrors> {
+        do {
+            let fresh = try ConfigLoader.load(path: path)
+            state.withLock { $0 = fresh }
+            return .success(fresh)
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+/// Cancel requests for runs, set by an operator and read by the builder.
+public final class RunControl: Sendable {
+    private let requests = Mutex<[String: String]>([:])
+
+    public init() {}
+
+    /// Asks for `runID` to stop; `reason` is recorded ("canceled by root via the admin socket").
+    public func requestCancel(_ runID: String, reason: String) {
+        requests.withLock { $0[runID] = reason }
+    }
+
+    public func cancelReason(_ runID: String) -> String? { requests.withLock { $0[runID] } }
+
+    public func forget(_ runID: String) { _ = requests.withLock { $0.removeValue(forKey: runID) } }
+}
