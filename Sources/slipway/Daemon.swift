@@ -1,8 +1,8 @@
 import Logging
 import ServiceLifecycle
-import UnixSignals
 import SlipwayCore
 import SlipwayServer
+import UnixSignals
 
 /// A startup failure, said plainly (the data dir cannot be created, a secret cannot be read).
 struct DaemonError: Error, CustomStringConvertible {
@@ -11,6 +11,7 @@ struct DaemonError: Error, CustomStringConvertible {
 
 /// Wires the services of `slipway serve` into one `ServiceGroup`.
 struct Daemon {
+    let configPath: String
     let config: SlipwayConfig
     let logger: Logger
 
@@ -26,6 +27,65 @@ struct Daemon {
         } catch {
             throw DaemonError(description: "cannot open the event log \(config.databasePath): \(error)")
         }
+        let intake = try Self.intake(for: config, logger: logger)
+        do {
+            try AdminServer.prepare(socketPath: config.adminSocket)
+        } catch {
+            throw DaemonError(description: "\(error)")
+        }
+        let log = try EventLog(database: database)
+        let runs = RunStore(database: database, prefix: config.runIDPrefix)
+        let leftovers = RunExecutor.removeLeftovers(dataDirectory: config.dataDirectory)
+        if !leftovers.isEmpty {
+            logger.notice("removed files left by interrupted runs", metadata: ["paths": "\(leftovers.joined(separator: ","))"])
+        }
+        let recovered = try await runs.recoverInterrupted()
+        if !recovered.interrupted.isEmpty {
+            logger.warning(
+                "runs interrupted by a restart marked Error",
+                metadata: ["runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))"])
+        }
+        let store = ConfigStore(path: configPath, initial: config)
+        let wake = CommitSignal()
+        let control = RunControl()
+        let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)
+        let controller = WebhookController(log: log, intake: intake, logger: logger)
+        let admin = AdminController(config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, logger: logger)
+        let listen = config.listen
+        let logger = self.logger
+        let webhook = WebhookServer.application(
+            controller: controller, host: listen.host, port: listen.port, logger: logger,
+            onRunning: { port in
+                let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
+                logger.notice(
+                    "slipway ready",
+                    metadata: [
+                        "webhook.url": "http://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)", "events": "\(log.lastCommittedSeq)",
+                        "tasks": "\(config.tasks.count)",
+                    ])
+            })
+        let reloader = ReloadService(store: store, webhook: controller, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: EventLogService(database: database, logger: logger)),
+                    .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
+                    .init(
+                        service: BuilderService(
+                            runs: runs, executor: executor, tasks: { store.tasks }, maxConcurrent: config.builds.maxConcurrent, wake: wake,
+                            control: control, logger: logger)),
+                    .init(service: webhook),
+                    .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),
+                    .init(service: reloader),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.notice("slipway stopped")
+    }
+
+    /// The webhook checks for `config`: secrets read from their files now.
+    static func intake(for config: SlipwayConfig, logger: Logger) throws -> WebhookIntake {
         let secrets: [WebhookSecret]
         do {
             secrets = try WebhookSecret.load(files: config.webhook.secretFiles, logger: logger)
@@ -35,49 +95,30 @@ struct Daemon {
         if secrets.isEmpty {
             logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks")
         }
-        let log = try EventLog(database: database)
-        let runs = RunStore(database: database, prefix: config.runIDPrefix)
-        let recovered = try await runs.recoverInterrupted()
-        if !recovered.interrupted.isEmpty {
-            logger.warning(
-                "runs interrupted by a restart marked Error",
-                metadata: ["runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))"])
+        return WebhookIntake(
+            verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1), maxBodyBytes: config.webhook.maxBodyBytes)
+    }
+}
+
+/// SIGHUP: re-read and validate the config; on success swap tasks and webhook secrets, else keep the old one.
+struct ReloadService: Service {
+    let store: ConfigStore
+    let webhook: WebhookController
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            switch store.reload() {
+            case .success(let fresh):
+                do {
+                    webhook.update(try Daemon.intake(for: fresh, logger: logger))
+                    logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
+                } catch {
+                    logger.error("reload: webhook secrets unreadable, keeping the old ones", metadata: ["error": "\(error)"])
+                }
+            case .failure(let errors):
+                for problem in errors.errors { logger.error("reload refused, keeping the running configuration: \(problem.description)") }
+            }
         }
-        let leftovers = RunExecutor.removeLeftovers(dataDirectory: config.dataDirectory)
-        if !leftovers.isEmpty {
-            logger.notice("removed files left by interrupted runs", metadata: ["paths": "\(leftovers.joined(separator: ","))"])
-        }
-        let tasks = config.tasks
-        let wake = CommitSignal()
-        let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)
-        let intake = WebhookIntake(
-            verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1),
-            maxBodyBytes: config.webhook.maxBodyBytes)
-        let controller = WebhookController(log: log, intake: intake, logger: logger)
-        let listen = config.listen
-        let logger = self.logger
-        let app = WebhookServer.application(
-            controller: controller, host: listen.host, port: listen.port, logger: logger,
-            onRunning: { port in
-                let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
-                logger.notice(
-                    "slipway ready",
-                    metadata: ["webhook.url": "http://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)", "events": "\(log.lastCommittedSeq)"])
-            })
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: EventLogService(database: database, logger: logger)),
-                    .init(service: MatcherService(log: log, runs: runs, tasks: { tasks }, logger: logger, onQueued: { wake.bump() })),
-                    .init(
-                        service: BuilderService(
-                            runs: runs, executor: executor, tasks: { tasks }, maxConcurrent: config.builds.maxConcurrent, wake: wake,
-                            logger: logger)),
-                    .init(service: app),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
-        logger.notice("slipway stopped")
     }
 }

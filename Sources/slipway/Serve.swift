@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
-            try await Daemon(config: config, logger: logger).run()
+            try await Daemon(configPath: FileText.absolute(options.path), config: config, logger: logger).run()
         } catch let error as DaemonError {
             logger.critical("\(error.description)")
             throw ExitCode(1)

@@ -74,6 +74,13 @@ public enum AdminAPI {
         public var matched: Bool
         public var reason: String
         public var runId: String?
+
+        public init(task: String, matched: Bool, reason: String, runId: String?) {
+            self.task = task
+            self.matched = matched
+            self.reason = reason
+            self.runId = runId
+        }
     }
 
     public struct RunRequest: Codable, Sendable {
@@ -90,6 +97,7 @@ public enum AdminAPI {
 
     public struct Queued: Codable, Sendable {
         public var runId: String
+        public init(runId: String) { self.runId = runId }
     }
 
     public struct Problem: Codable, Sendable, Error {
@@ -99,6 +107,7 @@ public enum AdminAPI {
 
     public struct Reloaded: Codable, Sendable {
         public var tasks: Int
+        public init(tasks: Int) { self.tasks = tasks }
     }
 }
 
@@ -111,5 +120,26 @@ extension AdminAPI.Run {
             attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, updatedAt: r.updatedAt, reason: r.reason, step: r.step,
             exitCode: r.exitCode, durations: durations, durationSeconds: durations.values.reduce(0, +),
             images: digests.keys.sorted().map { AdminAPI.Image(tag: $0, digest: digests[$0]!) })
+    }
+}
+
+extension AdminAPI.Task {
+    public init(_ task: TaskDefinition, defaultTimeout: Duration, tasksDirectory: String, lastRun: RunRecord?) {
+        self.init(
+            name: task.name, context: task.context.description, dockerfile: task.dockerfile, tags: task.tags, push: task.push,
+            enabled: task.enabled, timeout: DurationParser.format(task.timeout ?? defaultTimeout),
+            definedIn: "\(task.definedIn):\(task.line)", editable: task.definedIn.hasPrefix(tasksDirectory),
+            lastRun: lastRun.map(AdminAPI.Run.init))
+    }
+}
+
+extension AdminAPI.Event {
+    public init(_ event: StoredEvent, trace: [AdminAPI.TraceEntry]?, payload: Bool) {
+        let push = event.eventType == "push" ? try? PushEvent.decode(body: event.body, headersJSON: event.headersJSON) : nil
+        self.init(
+            seq: event.seq, receivedAt: event.receivedAt, delivery: event.deliveryID, hookId: event.hookID, type: event.eventType,
+            signature: event.signature, repository: push.map { $0.repositoryName.isEmpty ? ($0.repositoryURLs.first ?? "") : $0.repositoryName },
+            ref: push?.ref, after: push?.after, trace: trace,
+            payload: payload ? String(decoding: event.body, as: UTF8.self) : nil)
     }
 }

@@ -63,7 +63,7 @@ public struct GitContext: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The rules of `git check-ref-format` that matter for a branch name we pass to git.
-    static func checkBranch(_ branch: String) throws(Invalid) {
+    public static func checkBranch(_ branch: String) throws(Invalid) {
         let bad: String? =
             if branch.hasPrefix("-") { "must not start with '-'" }
             else if branch.hasPrefix("/") || branch.hasSuffix("/") { "must not start or end with '/'" }

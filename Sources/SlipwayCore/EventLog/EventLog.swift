@@ -58,6 +58,15 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The newest `top` events, newest first.
+    public func recent(top: Int) async throws -> [StoredEvent] {
+        try await database.read { db in
+            try db.prepare(
+                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body FROM events ORDER BY seq DESC LIMIT ?"
+            ).bind([.integer(Int64(top))]).rows(Self.readEvent)
+        }
+    }
+
     /// One event by seq.
     public func event(seq: Int64) async throws -> StoredEvent? {
         try await database.read { db in

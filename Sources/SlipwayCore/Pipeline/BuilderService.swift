@@ -12,12 +12,14 @@ public struct BuilderService: Service {
     let tasks: @Sendable () -> [TaskDefinition]
     let maxConcurrent: Int
     let wake: CommitSignal
+    let control: RunControl
     let logger: Logger
 
     public init(
         runs: RunStore, executor: RunExecutor, tasks: @escaping @Sendable () -> [TaskDefinition], maxConcurrent: Int,
-        wake: CommitSignal, logger: Logger
+        wake: CommitSignal, control: RunControl, logger: Logger
     ) {
+        self.control = control
         self.runs = runs
         self.executor = executor
         self.tasks = tasks
@@ -74,7 +76,11 @@ public struct BuilderService: Service {
         logger[metadataKey: "commit"] = "\(run.commit)"
         logger.notice("run started", metadata: ["trigger": "\(run.trigger)", "branch": "\(run.branch)"])
         let task = tasks().first { $0.name == run.task }
-        guard let result = await executor.execute(run, task: task, stopRequested: { stopping.isSet }) else {
+        let control = self.control
+        defer { control.forget(run.runID) }
+        let result = await executor.execute(
+            run, task: task, shutdown: { stopping.isSet }, cancelReason: { control.cancelReason(run.runID) })
+        guard let result else {
             logger.notice("run interrupted by shutdown; it is retried at the next start")
             return
         }

@@ -86,6 +86,18 @@ struct GitSteps: Sendable {
         }
     }
 
+    /// The commit `branch` points at on the remote (`git ls-remote`), for a manual run.
+    func resolve(url: String, branch: String) async throws -> String {
+        if tokenFile != nil {
+            FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700])
+        }
+        let output = try await steps.run(git(["ls-remote", "--exit-code", "--", url, "refs/heads/\(branch)"]), step: "resolve", quiet: true)
+        guard let sha = output.first?.split(separator: "\t").first.map(String.init), TaskMatcher.isCommitSHA(sha) else {
+            throw StepFailure(.failed, step: "resolve", "branch '\(branch)' not found in \(url)")
+        }
+        return sha
+    }
+
     /// A working tree of exactly `commit`, sharing the mirror's objects.
     func checkout(url: String, commit: String, into workspace: String) async throws {
         let mirror = mirrorPath(url: url)

@@ -38,28 +38,49 @@ public struct MatcherService: Service {
         }
     }
 
-    func match(_ event: StoredEvent) async throws {
-        let tasks = self.tasks()
+    /// What matching `event` against `tasks` yields: the trace, and the runs to queue with `trigger`.
+    public struct Plan: Sendable {
+        public var push: PushEvent?
+        public var decodeError: String?
+        public var traces: [(task: String, verdict: TaskMatcher.Verdict)]
+        public var runs: [NewRun]
+    }
+
+    public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger: String = "push") -> Plan {
         var push: PushEvent?
-        var meta: Logger.Metadata = ["event.seq": "\(event.seq)", "delivery.id": "\(event.deliveryID)", "event.type": "\(event.eventType)"]
+        var decodeError: String?
         if event.eventType == "push" {
             do {
                 push = try PushEvent.decode(body: event.body, headersJSON: event.headersJSON)
-                meta["repo"] = "\(push!.repositoryName)"
-                meta["commit"] = "\(push!.after)"
             } catch {
-                logger.error("push payload cannot be decoded", metadata: meta.merging(["error": "\(error)"]) { $1 })
+                decodeError = error.description
             }
         }
         var traces: [(task: String, verdict: TaskMatcher.Verdict)] = []
-        var newRuns: [NewRun] = []
+        var runs: [NewRun] = []
         for task in tasks {
             let verdict = TaskMatcher.verdict(task: task, eventType: event.eventType, push: push)
             traces.append((task.name, verdict))
             if verdict == .matched, let push, let branch = push.branch {
-                newRuns.append(NewRun(task: task.name, trigger: "push", eventSeq: event.seq, repoURL: task.context.url, branch: branch, commit: push.after))
+                runs.append(NewRun(task: task.name, trigger: trigger, eventSeq: event.seq, repoURL: task.context.url, branch: branch, commit: push.after))
             }
         }
+        return Plan(push: push, decodeError: decodeError, traces: traces, runs: runs)
+    }
+
+    func match(_ event: StoredEvent) async throws {
+        let tasks = self.tasks()
+        let plan = Self.plan(event, tasks: tasks)
+        var meta: Logger.Metadata = ["event.seq": "\(event.seq)", "delivery.id": "\(event.deliveryID)", "event.type": "\(event.eventType)"]
+        if let push = plan.push {
+            meta["repo"] = "\(push.repositoryName)"
+            meta["commit"] = "\(push.after)"
+        }
+        if let error = plan.decodeError {
+            logger.error("push payload cannot be decoded", metadata: meta.merging(["error": "\(error)"]) { $1 })
+        }
+        let traces = plan.traces
+        let newRuns = plan.runs
         let created = try await runs.recordMatch(eventSeq: event.seq, traces: traces, runs: newRuns, cursor: Self.cursorName)
         if tasks.isEmpty {
             logger.info("event matched no task", metadata: meta.merging(["reason": "no tasks configured"]) { $1 })

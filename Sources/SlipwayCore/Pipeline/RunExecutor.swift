@@ -49,8 +49,30 @@ public struct RunExecutor: Sendable {
         return removed
     }
 
+    /// The commit `branch` of `task`'s repository points at now (for a manual run).
+    public func resolveBranch(task: TaskDefinition, branch: String) async throws -> String {
+        let scratch = "\(environment.dataDirectory)/tmp/resolve-\(UInt64.random(in: 0...UInt64.max))"
+        try FileText.makeDirectories(scratch, mode: 0o700)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var masker = SecretMasker()
+        if let file = task.gitTokenFile { masker.add(String(decoding: try FileText.readSecret(file), as: UTF8.self)) }
+        let log = try RunLog(path: scratch + "/resolve.log", masker: masker, logger: logger)
+        let steps = StepRunner(log: log, deadline: .now + .seconds(60), timeoutText: "60s", stopRequested: { false })
+        let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
+        do {
+            return try await git.resolve(url: task.context.url, branch: branch)
+        } catch let failure as StepFailure {
+            throw StepFailure(failure.status, step: failure.step, masker.mask(failure.reason))
+        }
+    }
+
     /// Executes `run`; returns nil when the daemon is shutting down (the run is recovered at the next start).
-    public func execute(_ run: RunRecord, task: TaskDefinition?, stopRequested: @escaping @Sendable () -> Bool) async -> RunStateChange? {
+    /// `cancelReason` reports an operator's cancel: the run's processes are stopped and it ends `Canceled`.
+    public func execute(
+        _ run: RunRecord, task: TaskDefinition?, shutdown: @escaping @Sendable () -> Bool,
+        cancelReason: @escaping @Sendable () -> String? = { nil }
+    ) async -> RunStateChange? {
+        let stopRequested: @Sendable () -> Bool = { shutdown() || cancelReason() != nil }
         var logger = self.logger
         logger[metadataKey: "run.id"] = "\(run.runID)"
         logger[metadataKey: "task"] = "\(run.task)"
@@ -107,7 +129,11 @@ public struct RunExecutor: Sendable {
                 log.line("push: false: built only, nothing pushed")
             }
         } catch let failure as StepFailure {
-            if failure.status == .canceled && stopRequested() { return nil }
+            var failure = failure
+            if failure.status == .canceled {
+                if shutdown() { return nil }
+                failure.reason = cancelReason() ?? "canceled"
+            }
             log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
             return RunStateChange(failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode, durationsJSON: Self.json(durations))
         } catch {
@@ -172,6 +198,7 @@ struct StepRunner: Sendable {
     /// Runs `command`; throws a `StepFailure` naming `step` unless it exits 0. Returns its output lines.
     @discardableResult
     func run(_ command: Command, step: String, quiet: Bool = false, failure: RunStatus = .failed) async throws -> [String] {
+        if stopRequested() { throw StepFailure(.canceled, step: step, "canceled") }
         if !quiet { log.command(command) }
         let lines = Mutex<[String]>([])
         let log = self.log

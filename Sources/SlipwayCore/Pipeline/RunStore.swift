@@ -143,6 +143,35 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// The run whose state changed most recently (optionally of one task): what `slipway logs` shows.
+    public func latestUpdated(task: String? = nil) async throws -> RunRecord? {
+        try await database.read { db in
+            if let task {
+                return try db.prepare(
+                    Self.selectRuns + " WHERE r.task = ? ORDER BY s.seq DESC LIMIT 1"
+                ).bind([.text(task)]).rows(Self.readRun).first
+            }
+            let latest = try db.prepare("SELECT run FROM run_states ORDER BY seq DESC LIMIT 1").rows { $0.int(0) }.first
+            guard let latest else { return nil }
+            return try db.prepare(Self.selectRuns + " WHERE r.id = ?").bind([.integer(latest)]).rows(Self.readRun).first
+        }
+    }
+
+    /// Cancels `runID` at once if it is still queued; returns the run as it is now (nil when unknown).
+    public func cancelIfQueued(_ runID: String, reason: String) async throws(DatabaseError) -> RunRecord? {
+        try await database.write { db in
+            guard var run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first else {
+                return nil
+            }
+            if run.status == .queued {
+                try Self.append(RunStateChange(.canceled, reason: reason), run: run.number, db: db)
+                run.status = .canceled
+                run.reason = reason
+            }
+            return run
+        }
+    }
+
     /// The match trace of one event, by task name.
     public func trace(eventSeq: Int64) async throws -> [MatchTrace] {
         try await database.read { db in

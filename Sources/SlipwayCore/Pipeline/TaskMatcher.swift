@@ -53,7 +53,7 @@ public enum TaskMatcher {
         return "none of the \(files.count) changed file\(files.count == 1 ? "" : "s") pass \(filters.joined(separator: ", "))"
     }
 
-    static func isCommitSHA(_ s: String) -> Bool {
+    public static func isCommitSHA(_ s: String) -> Bool {
         (s.count == 40 || s.count == 64) && s.allSatisfy { $0.isHexDigit } && s != String(repeating: "0", count: s.count)
     }
 }

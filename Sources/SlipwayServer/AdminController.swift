@@ -1,0 +1,219 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SlipwayCore
+
+/// The admin API (`/v1/...`), served only on the admin unix socket.
+public struct AdminController: Sendable {
+    let config: ConfigStore
+    let log: EventLog
+    let runs: RunStore
+    let executor: RunExecutor
+    let control: RunControl
+    let wake: CommitSignal
+    let logger: Logger
+
+    public init(
+        config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal, logger: Logger
+    ) {
+        self.config = config
+        self.log = log
+        self.runs = runs
+        self.executor = executor
+        self.control = control
+        self.wake = wake
+        self.logger = logger
+    }
+
+    public func addRoutes(to router: Router<SlipwayRequestContext>) {
+        let v1 = router.group("v1")
+        v1.get("tasks") { _, _ in try await json(taskDocuments()) }
+        v1.get("tasks/:name") { _, context in
+            let name = try context.parameters.require("name")
+            guard let doc = try await taskDocuments().first(where: { $0.name == name }) else { return problem(.notFound, "no task named '\(name)'") }
+            return try json(doc)
+        }
+        v1.post("tasks/:name/runs") { request, context in try await manualRun(request, context) }
+        v1.get("runs") { request, _ in
+            let task = request.uri.queryParameters["task"].map(String.init)
+            var status: RunStatus?
+            if let s = request.uri.queryParameters["status"] {
+                guard let parsed = RunStatus.allCases.first(where: { $0.rawValue.lowercased() == s.lowercased() }) else {
+                    return problem(.badRequest, "unknown status '\(s)' (one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                status = parsed
+            }
+            let top = request.uri.queryParameters["top"].flatMap { Int($0) } ?? 15
+            return try json(try await runs.list(task: task, status: status, top: max(1, min(top, 1000))).map(AdminAPI.Run.init))
+        }
+        v1.get("runs/latest") { request, _ in
+            let task = request.uri.queryParameters["task"].map(String.init)
+            guard let run = try await runs.latestUpdated(task: task) else {
+                return problem(.notFound, task.map { "task '\($0)' has no runs yet" } ?? "there are no runs yet")
+            }
+            return try json(AdminAPI.Run(run))
+        }
+        v1.get("runs/:id") { _, context in
+            let id = try context.parameters.require("id")
+            guard let run = try await runs.run(id) else { return problem(.notFound, "no run with ID '\(id)'") }
+            return try json(AdminAPI.Run(run))
+        }
+        v1.post("runs/:id/cancel") { request, context in try await cancel(request, context) }
+        v1.get("runs/:id/log") { request, context in try await runLog(request, context) }
+        v1.get("events") { request, _ in
+            let top = request.uri.queryParameters["top"].flatMap { Int($0) } ?? 15
+            return try json(try await log.recent(top: max(1, min(top, 1000))).map { AdminAPI.Event($0, trace: nil, payload: false) })
+        }
+        v1.get("events/:seq") { request, context in
+            guard let seq = Int64(try context.parameters.require("seq")), let event = try await log.event(seq: seq) else {
+                return problem(.notFound, "no event with seq '\(context.parameters.get("seq") ?? "")'")
+            }
+            let trace = try await runs.trace(eventSeq: seq).map { AdminAPI.TraceEntry(task: $0.task, matched: $0.matched, reason: $0.reason, runId: $0.runID) }
+            let payload = request.uri.queryParameters["payload"].map { $0 == "1" || $0 == "true" } ?? false
+            return try json(AdminAPI.Event(event, trace: trace, payload: payload))
+        }
+        v1.post("events/:seq/replay") { _, context in try await replay(context) }
+        v1.post("reload") { _, _ in
+            switch config.reload() {
+            case .success(let fresh):
+                logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
+                return try json(AdminAPI.Reloaded(tasks: fresh.tasks.count))
+            case .failure(let errors):
+                logger.error("reload refused: keeping the running configuration", metadata: ["errors": "\(errors.description)"])
+                return problem(.unprocessableContent, errors.description)
+            }
+        }
+    }
+
+    func taskDocuments() async throws -> [AdminAPI.Task] {
+        let tasksDirectory = FileText.directory(of: config.path) + "/tasks.d/"
+        var docs: [AdminAPI.Task] = []
+        for task in config.tasks {
+            let last = try await runs.list(task: task.name, top: 1).first
+            docs.append(AdminAPI.Task(task, defaultTimeout: config.current.builds.defaultTimeout, tasksDirectory: tasksDirectory, lastRun: last))
+        }
+        return docs
+    }
+
+    func manualRun(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
+        let name = try context.parameters.require("name")
+        guard let task = config.task(named: name) else { return problem(.notFound, "no task named '\(name)'") }
+        var request = request
+        let body = try await request.collectBody(upTo: 64 * 1024)
+        let ask = (try? AdminAPI.decoder.decode(AdminAPI.RunRequest.self, from: Data(body.readableBytesView)))
+            ?? AdminAPI.RunRequest(branch: nil, commit: nil, requestedBy: nil)
+        if ask.branch != nil && ask.commit != nil { return problem(.badRequest, "give --branch or --commit, not both") }
+        let branch = ask.branch ?? task.context.branch
+        let commit: String
+        if let given = ask.commit {
+            guard TaskMatcher.isCommitSHA(given.lowercased()) else { return problem(.badRequest, "--commit needs a full 40-character SHA, got '\(given)'") }
+            commit = given.lowercased()
+        } else {
+            do {
+                try GitContext.checkBranch(branch)
+                commit = try await executor.resolveBranch(task: task, branch: branch)
+            } catch let failure as StepFailure {
+                return problem(.unprocessableContent, "cannot resolve branch '\(branch)': \(failure.reason)")
+            } catch let invalid as GitContext.Invalid {
+                return problem(.badRequest, invalid.description)
+            }
+        }
+        let trigger = "manual"
+        let runID = try await runs.enqueue(NewRun(task: task.name, trigger: trigger, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit))
+        wake.bump()
+        logger.notice("run queued", metadata: ["run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)", "requested_by": "\(ask.requestedBy ?? "unknown")"])
+        return try json(AdminAPI.Queued(runId: runID), status: .accepted)
+    }
+
+    func cancel(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let who = request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
+        let reason = "canceled by \(who)"
+        guard let run = try await runs.cancelIfQueued(id, reason: reason) else { return problem(.notFound, "no run with ID '\(id)'") }
+        switch run.status {
+        case .canceled where run.reason == reason:
+            logger.notice("queued run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
+            return try json(AdminAPI.Run(run))
+        case .running:
+            control.requestCancel(id, reason: reason)
+            logger.notice("stopping running run", metadata: ["run.id": "\(id)", "by": "\(who)"])
+            // TERM, then KILL after the grace period: wait a little longer than that for the end.
+            let deadline = ContinuousClock.now + ProcessRunner.killGrace + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if let now = try await runs.run(id), now.status.isFinal { return try json(AdminAPI.Run(now)) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
+        default:
+            return problem(.conflict, "run \(id) already ended \(run.status.rawValue)")
+        }
+    }
+
+    /// The run's log; with `follow`, streamed as it is written until the run ends. Always ends with a summary line.
+    func runLog(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard try await runs.run(id) != nil else { return problem(.notFound, "no run with ID '\(id)'") }
+        let follow = request.uri.queryParameters["follow"].map { $0 == "1" || $0 == "true" } ?? false
+        let path = RunExecutor.logPath(dataDirectory: config.current.dataDirectory, runID: id)
+        let runs = self.runs
+        let body = ResponseBody { writer in
+            var offset: UInt64 = 0
+            var lastLine = ""
+            while true {
+                let final = try await runs.run(id)?.status.isFinal ?? true
+                let chunk = Self.read(path, from: &offset)
+                if !chunk.isEmpty {
+                    if let text = String(data: chunk, encoding: .utf8), let last = text.split(separator: "\n").last { lastLine = String(last) }
+                    try await writer.write(ByteBuffer(bytes: chunk))
+                    continue
+                }
+                if final || !follow { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            if let run = try await runs.run(id), run.status.isFinal, !lastLine.contains("Run \(id) ") {
+                let why = run.reason.isEmpty ? "" : ": \(run.reason)"
+                try await writer.write(ByteBuffer(string: "Run \(id) \(run.status.rawValue.lowercased())\(why)\n"))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
+    }
+
+    static func read(_ path: String, from offset: inout UInt64) -> Data {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return Data() }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        let data = (try? handle.read(upToCount: 1 << 20)) ?? Data()
+        // Only whole lines: a line still being written is sent on the next read.
+        guard let lastNewline = data.lastIndex(of: 0x0a) else { return Data() }
+        let whole = data[data.startIndex...lastNewline]
+        offset += UInt64(whole.count)
+        return Data(whole)
+    }
+
+    func replay(_ context: SlipwayRequestContext) async throws -> Response {
+        guard let seq = Int64(try context.parameters.require("seq")), let event = try await log.event(seq: seq) else {
+            return problem(.notFound, "no event with seq '\(context.parameters.get("seq") ?? "")'")
+        }
+        let plan = MatcherService.plan(event, tasks: config.tasks, trigger: "replay")
+        var created: [String: String] = [:]
+        for run in plan.runs { created[run.task] = try await runs.enqueue(run) }
+        if !created.isEmpty { wake.bump() }
+        logger.notice("event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.values.sorted().joined(separator: ","))"])
+        let trace = plan.traces.map { AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: created[$0.task]) }
+        return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
+    }
+
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        var data = try AdminAPI.encoder.encode(value)
+        data.append(0x0a)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let data = (try? AdminAPI.encoder.encode(AdminAPI.Problem(message))) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
