@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SlipwayCore
 
 #if canImport(Glibc)
@@ -11,7 +12,7 @@ struct Slipway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slipway",
         abstract: "A self-hosted build service for signed GitHub push webhooks.",
-        subcommands: [Serve.self, ConfigCommand.self]
+        subcommands: [Serve.self, ConfigCommand.self, TaskCommand.self, RunCommand.self, LogsCommand.self, EventCommand.self]
     )
 
     /// Exit codes of DESIGN.md: 0 ok, 1 the thing failed, 2 usage error, 3 daemon unreachable.
@@ -49,6 +50,16 @@ enum FileHandleOutput {
     static func stderr(_ text: String) { write(text, to: 2) }
 
     static func stdout(_ text: String) { write(text, to: 1) }
+
+    /// Bytes as they are (a streamed log), unbuffered.
+    static func raw(_ data: Data) {
+        var offset = 0
+        while offset < data.count {
+            let n = data.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { if errno == EINTR { continue } else { return } }
+            offset += n
+        }
+    }
 
     private static func write(_ text: String, to fd: Int32) {
         let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
