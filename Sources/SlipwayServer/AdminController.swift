@@ -131,9 +131,9 @@ public struct AdminController: Sendable {
         let id = try context.parameters.require("id")
         let who = request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
         let reason = "canceled by \(who)"
-        guard let run = try await runs.cancelIfQueued(id, reason: reason) else { return problem(.notFound, "no run with ID '\(id)'") }
+        guard let (run, canceledNow) = try await runs.cancelIfQueued(id, reason: reason) else { return problem(.notFound, "no run with ID '\(id)'") }
         switch run.status {
-        case .canceled where run.reason == reason:
+        case .canceled where canceledNow:
             logger.notice("queued run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
             return try json(AdminAPI.Run(run))
         case .running:

@@ -12,6 +12,8 @@ final class DaemonProcess {
     let dir: String
     let port: Int
     var process: Process?
+    /// Fixtures (repositories) that must live as long as the daemon uses them.
+    var keepAlive: [AnyObject] = []
     var logPath: String { dir + "/daemon.log" }
     var configPath: String { dir + "/slipway.yaml" }
     var databasePath: String { dir + "/data/slipway.sqlite" }

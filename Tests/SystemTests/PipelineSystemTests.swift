@@ -11,8 +11,9 @@ import Glibc
 struct PipelineSystemTests {
     static func name(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(6).lowercased())" }
 
+    /// A Dockerfile whose layers no other test shares: BuildKit's cache must not turn a slow step into an instant one.
     static func dockerfile(_ steps: String = "") -> String {
-        "FROM \(TestEnvironment.baseImage)\nARG VERSION=unset\n\(steps)RUN echo \"building version $VERSION\"\nCOPY hello.txt /hello.txt\n"
+        "FROM \(TestEnvironment.baseImage)\nENV SLIPWAY_TEST_NONCE=\(UUID().uuidString)\nARG VERSION=unset\n\(steps)RUN echo \"building version $VERSION\"\nCOPY hello.txt /hello.txt\n"
     }
 
     static func task(_ name: String, repo: GitRepo, image: String, token: String? = TestEnvironment.tokenFile, extra: String = "") -> String {

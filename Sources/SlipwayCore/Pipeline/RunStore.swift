@@ -157,18 +157,18 @@ public struct RunStore: Sendable {
         }
     }
 
-    /// Cancels `runID` at once if it is still queued; returns the run as it is now (nil when unknown).
-    public func cancelIfQueued(_ runID: String, reason: String) async throws(DatabaseError) -> RunRecord? {
+    /// Cancels `runID` at once if it is still queued. Returns the run as it is now and whether this call
+    /// canceled it (nil when the run is unknown).
+    public func cancelIfQueued(_ runID: String, reason: String) async throws(DatabaseError) -> (run: RunRecord, canceled: Bool)? {
         try await database.write { db in
             guard var run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first else {
                 return nil
             }
-            if run.status == .queued {
-                try Self.append(RunStateChange(.canceled, reason: reason), run: run.number, db: db)
-                run.status = .canceled
-                run.reason = reason
-            }
-            return run
+            guard run.status == .queued else { return (run, false) }
+            try Self.append(RunStateChange(.canceled, reason: reason), run: run.number, db: db)
+            run.status = .canceled
+            run.reason = reason
+            return (run, true)
         }
     }
 
