@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEV_CONFIG := config/slipway.dev.yaml
 DEV_SECRET := .dev/secrets/webhook
 
-.PHONY: run test test-env-stop build release bench check-config format clean
+.PHONY: run test test-env-stop build release bench check-config format clean man
 
 build:
 	scripts/install-deps.sh build
@@ -45,3 +45,9 @@ format:
 
 clean:
 	rm -rf .build .dev
+
+# The man page, generated from the same definitions as --help (swift-argument-parser's plugin).
+man:
+	$(SWIFT) package --allow-writing-to-package-directory generate-manual
+	@mkdir -p .build/man && cp .build/plugins/GenerateManual/outputs/slipway/slipway.1 .build/man/slipway.1
+	@echo "man page: .build/man/slipway.1 (install: sudo install -m 0644 .build/man/slipway.1 /usr/local/share/man/man1/)"

@@ -228,6 +228,16 @@ import Glibc
         #expect(try daemon.storedDeliveries().map(\.id) == ["ro-1"])
     }
 
+    @Test func completionScriptsCoverTheCommands() throws {
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try run(DaemonProcess.binary, ["--generate-completion-script", shell])
+            #expect(script.status == 0)
+            for command in ["serve", "task", "run", "logs", "event", "config"] { #expect(script.out.contains(command), "\(shell): \(command)") }
+        }
+        let help = try run(DaemonProcess.binary, ["task", "run", "--help"])
+        #expect(help.out.contains("--no-logs") && help.out.contains("--branch") && help.out.contains("--commit"))
+    }
+
     @Test func configCheckExitCodes() throws {
         let daemon = try DaemonProcess()
         let ok = try run(DaemonProcess.binary, ["config", "check", "--config", daemon.configPath])
