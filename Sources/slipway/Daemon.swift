@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import SlipwayCore
@@ -53,10 +54,13 @@ struct Daemon {
         let admin = AdminController(config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, logger: logger)
         let listen = config.listen
         let logger = self.logger
+        let environment = ProcessInfo.processInfo.environment
+        let notifier = SystemdNotifier(environment: environment)
         let webhook = WebhookServer.application(
             controller: controller, host: listen.host, port: listen.port, logger: logger,
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
+                notifier.ready(status: "Ready: listening on \(shown)")
                 logger.notice(
                     "slipway ready",
                     metadata: [
@@ -64,7 +68,10 @@ struct Daemon {
                         "tasks": "\(config.tasks.count)",
                     ])
             })
-        let reloader = ReloadService(store: store, webhook: controller, logger: logger)
+        let reloader = ReloadService(store: store, webhook: controller, notifier: notifier, logger: logger)
+        let systemd = SystemdService(
+            notifier: notifier, log: log, runs: runs, watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
+            allowTestHang: environment["SLIPWAY_TEST_HANG"] == "1", logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -72,11 +79,12 @@ struct Daemon {
                     .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
                     .init(
                         service: BuilderService(
-                            runs: runs, executor: executor, tasks: { store.tasks }, maxConcurrent: config.builds.maxConcurrent, wake: wake,
-                            control: control, logger: logger)),
+                            runs: runs, executor: executor, tasks: { store.tasks }, maxConcurrent: config.builds.maxConcurrent,
+                            stopGrace: config.builds.stopGrace, wake: wake, control: control, logger: logger)),
                     .init(service: webhook),
                     .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),
                     .init(service: reloader),
+                    .init(service: systemd),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -104,10 +112,13 @@ struct Daemon {
 struct ReloadService: Service {
     let store: ConfigStore
     let webhook: WebhookController
+    let notifier: SystemdNotifier
     let logger: Logger
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            notifier.reloading()
+            defer { notifier.ready(status: "Ready: configuration reloaded") }
             switch store.reload() {
             case .success(let fresh):
                 do {

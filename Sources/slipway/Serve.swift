@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import SlipwayCore
@@ -21,7 +22,11 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ValidationError("unknown log level '\(levelText)'")
         }
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
+        if JournalLogHandler.stderrIsJournal(environment: ProcessInfo.processInfo.environment) {
+            LoggingSystem.bootstrap { _ in JournalLogHandler(level: level) }
+        } else {
+            LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
+        }
         let logger = Logger(label: "slipway")
 
         let config: SlipwayConfig

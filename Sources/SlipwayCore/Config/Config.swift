@@ -37,6 +37,8 @@ public struct SlipwayConfig: Sendable {
         public var docker: String
         public var network: String
         public var buildkit: Bool
+        /// On SIGTERM, how long running builds may finish before they are stopped (and resumed at the next start).
+        public var stopGrace: Duration
     }
 
     public struct RegistryCredential: Sendable {

@@ -7,7 +7,7 @@ import Yams
 public enum ConfigLoader {
     static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1"]
-    static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit"]
+    static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
     static let taskKeys = [
         "name", "context", "dockerfile", "tags", "git_token_file", "build_args", "secret_build_args", "paths",
@@ -79,13 +79,15 @@ public enum ConfigLoader {
             if let b = keys["allow_sha1"]?.bool { webhook.allowSHA1 = b }
         }
 
-        var builds = SlipwayConfig.BuildSettings(maxConcurrent: 2, defaultTimeout: .seconds(3600), docker: "docker", network: "default", buildkit: true)
+        var builds = SlipwayConfig.BuildSettings(
+            maxConcurrent: 2, defaultTimeout: .seconds(3600), docker: "docker", network: "default", buildkit: true, stopGrace: .seconds(60))
         if let keys = top["builds"]?.mapping(allowed: buildKeys) {
             if let n = keys["max_concurrent"]?.int(min: 1, max: 64) { builds.maxConcurrent = n }
             if let d = keys["default_timeout"]?.duration { builds.defaultTimeout = d }
             if let s = keys["docker"]?.nonEmptyString() { builds.docker = s.contains("/") ? FileText.resolve(s, against: base) : s }
             if let s = keys["network"]?.nonEmptyString() { builds.network = s }
             if let b = keys["buildkit"]?.bool { builds.buildkit = b }
+            if let d = keys["stop_grace"]?.duration { builds.stopGrace = d }
         }
 
         var registries: [SlipwayConfig.RegistryCredential] = []

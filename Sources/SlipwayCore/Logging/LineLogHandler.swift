@@ -50,7 +50,7 @@ public struct LineLogHandler: LogHandler {
 
     private static let writeLock = Mutex(())
 
-    static func format(_ value: Logger.Metadata.Value) -> String {
+    static func format(_ value: Logger.Metadata.Value, quoted: Bool = true) -> String {
         let text: String
         switch value {
         case .string(let s): text = s
@@ -58,6 +58,7 @@ public struct LineLogHandler: LogHandler {
         case .array(let a): text = "[" + a.map { format($0) }.joined(separator: ",") + "]"
         case .dictionary(let d): text = "{" + d.keys.sorted().map { "\($0)=\(format(d[$0]!))" }.joined(separator: ",") + "}"
         }
+        guard quoted else { return text }
         let needsQuotes = text.isEmpty || text.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" || $0 == "\t" }
         return needsQuotes ? JSONText.quote(text) : text
     }

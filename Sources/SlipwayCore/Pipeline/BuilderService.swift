@@ -4,22 +4,25 @@ import Synchronization
 
 /// Claims queued runs (oldest first, `builds.max_concurrent` at once) and executes them.
 ///
-/// On graceful shutdown running builds are stopped and left `Running`; the next start marks them
-/// `Error` ("interrupted by restart") and queues them again once (`RunStore.recoverInterrupted`).
-public struct BuilderService: Service {
+/// On graceful shutdown it stops claiming and lets running builds finish for up to `stopGrace`;
+/// those still running then are stopped and left `Running`, and the next start marks them `Error`
+/// ("interrupted by restart") and queues them again once (`RunStore.recoverInterrupted`).
+public final class BuilderService: Service, Sendable {
     let runs: RunStore
     let executor: RunExecutor
     let tasks: @Sendable () -> [TaskDefinition]
     let maxConcurrent: Int
+    let stopGrace: Duration
     let wake: CommitSignal
     let control: RunControl
     let logger: Logger
 
     public init(
         runs: RunStore, executor: RunExecutor, tasks: @escaping @Sendable () -> [TaskDefinition], maxConcurrent: Int,
-        wake: CommitSignal, control: RunControl, logger: Logger
+        stopGrace: Duration = .seconds(60), wake: CommitSignal, control: RunControl, logger: Logger
     ) {
         self.control = control
+        self.stopGrace = stopGrace
         self.runs = runs
         self.executor = executor
         self.tasks = tasks
@@ -28,13 +31,18 @@ public struct BuilderService: Service {
         self.logger = logger
     }
 
+    /// How many builds run now.
+    public var running: Int { counter.load(ordering: .relaxed) }
+    private let counter = Atomic<Int>(0)
+
     public func run() async throws {
         let stopping = StopFlag()
+        let draining = StopFlag()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Bool.self) { group in
                 var running = 0
                 var waiting = false
-                while !stopping.isSet {
+                while !draining.isSet {
                     let generation = wake.value
                     var claimed: [RunRecord] = []
                     do throws(DatabaseError) {
@@ -47,29 +55,40 @@ public struct BuilderService: Service {
                     for run in claimed {
                         running += 1
                         group.addTask {
-                            await perform(run, stopping: stopping)
+                            await self.perform(run, stopping: stopping)
                             return true
                         }
                     }
                     if !waiting {
                         waiting = true
                         group.addTask {
-                            await wake.wait(beyond: generation)
+                            await self.wake.wait(beyond: generation)
                             return false
                         }
                     }
                     guard let finishedRun = await group.next() else { break }
                     if finishedRun { running -= 1 } else { waiting = false }
                 }
-                group.cancelAll()
+                if running > 0 {
+                    logger.notice("stopping: letting running builds finish", metadata: ["running": "\(running)", "grace": "\(DurationParser.format(stopGrace))"])
+                }
+                let grace = stopGrace
+                let deadline = Task {
+                    try? await Task.sleep(for: grace)
+                    if !Task.isCancelled { stopping.set() }
+                }
+                await group.waitForAll()
+                deadline.cancel()
             }
         } onGracefulShutdown: {
-            stopping.set()
-            wake.bump()
+            draining.set()
+            self.wake.bump()
         }
     }
 
     func perform(_ run: RunRecord, stopping: StopFlag) async {
+        counter.add(1, ordering: .relaxed)
+        defer { counter.subtract(1, ordering: .relaxed) }
         var logger = self.logger
         logger[metadataKey: "run.id"] = "\(run.runID)"
         logger[metadataKey: "task"] = "\(run.task)"

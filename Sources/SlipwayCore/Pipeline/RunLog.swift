@@ -6,7 +6,7 @@ import Synchronization
 
 /// A run's log file: every command run (masked) and all its output, each line timestamped.
 ///
-/// Lines also go to the daemon's logger with `run.id`, so the journal holds them too.
+/// Lines also go to the daemon's logger with `run.id`, so `journalctl RUN_ID=sw7` shows the build output too.
 public final class RunLog: Sendable {
     public let path: String
     let fd: Int32
@@ -36,7 +36,7 @@ public final class RunLog: Sendable {
                 offset += n
             }
         }
-        logger.debug("\(masked)")
+        logger.info("\(masked)")
     }
 
     /// Logs the command about to run, as `$ docker build …`.

@@ -172,6 +172,21 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// How many runs are queued and running now (for `STATUS=` and metrics).
+    public func activeCounts() async throws -> (queued: Int, running: Int) {
+        try await database.read { db in
+            let rows = try db.prepare(
+                """
+                SELECT s.status, COUNT(*) FROM run_states s
+                WHERE s.status IN ('Queued', 'Running') AND s.seq = (SELECT MAX(seq) FROM run_states WHERE run = s.run)
+                GROUP BY s.status
+                """
+            ).rows { ($0.text(0), Int($0.int(1))) }
+            let counts = Dictionary(uniqueKeysWithValues: rows)
+            return (counts["Queued"] ?? 0, counts["Running"] ?? 0)
+        }
+    }
+
     /// The match trace of one event, by task name.
     public func trace(eventSeq: Int64) async throws -> [MatchTrace] {
         try await database.read { db in

@@ -1,0 +1,68 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import SlipwayCore
+
+@Suite struct SystemdEncodingTests {
+    @Test func notifyDatagramBytes() {
+        let bytes = SystemdNotifier.encode([("READY", "1"), ("STATUS", "queue 2, running 1\nsecond line")])
+        #expect(bytes == Array("READY=1\nSTATUS=queue 2, running 1 second line\n".utf8))
+    }
+
+    @Test func notifyReachesARealDatagramSocket() throws {
+        let path = "/tmp/slipway-notify-\(UUID().uuidString.prefix(8)).sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd); unlink(path) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
+        notifier.ready(status: "Listening on 127.0.0.1:8080")
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        #expect(n > 0)
+        #expect(String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self) == "READY=1\nSTATUS=Listening on 127.0.0.1:8080\n")
+        #expect(!SystemdNotifier(environment: [:]).notify([("READY", "1")]), "no NOTIFY_SOCKET: nothing sent")
+    }
+
+    @Test func watchdogIntervalHonoursPid() {
+        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000"]) == .seconds(30))
+        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"]) == nil)
+        #expect(SystemdNotifier.watchdogInterval(environment: [:]) == nil)
+    }
+
+    @Test func journalFieldsAndBinarySafeValues() {
+        let simple = JournalLogHandler.encode([("MESSAGE", "run started"), ("PRIORITY", "5")])
+        #expect(simple == Array("MESSAGE=run started\nPRIORITY=5\n".utf8))
+        let multiline = JournalLogHandler.encode([("MESSAGE", "a\nb")])
+        #expect(multiline == Array("MESSAGE\n".utf8) + [3, 0, 0, 0, 0, 0, 0, 0] + Array("a\nb\n".utf8))
+    }
+
+    @Test func journalFieldNamesFollowDesign() {
+        let handler = JournalLogHandler(level: .info, socketPath: "/nonexistent")
+        let event = LogEvent(
+            level: .notice, message: "run started",
+            metadata: ["run.id": "sw7", "task": "web", "event.seq": "42", "delivery.id": "d-1", "repo": "octo/web", "commit": "0d1a26e", "http.peer": "1.2.3.4"],
+            source: "t", file: #fileID, function: #function, line: #line)
+        let fields = Dictionary(uniqueKeysWithValues: handler.fields(for: event))
+        #expect(fields["MESSAGE"] == "run started")
+        #expect(fields["PRIORITY"] == "5")
+        #expect(fields["SYSLOG_IDENTIFIER"] == "slipway")
+        #expect(fields["RUN_ID"] == "sw7" && fields["TASK"] == "web" && fields["EVENT_SEQ"] == "42")
+        #expect(fields["DELIVERY_ID"] == "d-1" && fields["REPO"] == "octo/web" && fields["COMMIT"] == "0d1a26e")
+        #expect(fields["HTTP_PEER"] == "1.2.3.4")
+        #expect(JournalLogHandler.fieldName("_secret") == "SECRET", "no trusted-field names")
+        #expect(JournalLogHandler.priority(.error) == 3 && JournalLogHandler.priority(.debug) == 7)
+    }
+
+    @Test func journalStreamMustMatchStderr() {
+        #expect(!JournalLogHandler.stderrIsJournal(environment: [:]))
+        #expect(!JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "1:2"]))
+        var st = stat()
+        fstat(2, &st)
+        #expect(JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"]))
+    }
+}
