@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEV_CONFIG := config/slipway.dev.yaml
 DEV_SECRET := .dev/secrets/webhook
 
-.PHONY: run test test-env-stop build release bench check-config format clean man
+.PHONY: run test test-env-stop build release bench check-config format clean man install deb
 
 build:
 	scripts/install-deps.sh build
@@ -51,3 +51,14 @@ man:
 	$(SWIFT) package --allow-writing-to-package-directory generate-manual
 	@mkdir -p .build/man && cp .build/plugins/GenerateManual/outputs/slipway/slipway.1 .build/man/slipway.1
 	@echo "man page: .build/man/slipway.1 (install: sudo install -m 0644 .build/man/slipway.1 /usr/local/share/man/man1/)"
+
+# A release binary with the Swift runtime linked in, installed as a systemd service.
+install:
+	scripts/install-deps.sh build
+	$(SWIFT) build -c release --static-swift-stdlib
+	scripts/install.sh --binary .build/release/slipway
+
+deb:
+	scripts/install-deps.sh build
+	$(SWIFT) build -c release --static-swift-stdlib
+	scripts/make-deb.sh --binary .build/release/slipway

@@ -3,7 +3,8 @@
 #   dockerd (vfs, no iptables, no bridge) on its own socket,
 #   Debian's docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth,
 #   a git smart-HTTP server (git http-backend) that requires basic auth under /private/,
-#   a busybox base image made with `docker import` from busybox-static.
+#   a busybox base image made with `docker import` from busybox-static,
+#   a Debian 12 image with systemd (debootstrap) for the install test.
 # Idempotent: parts already running are reused. `scripts/test-env.sh stop` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,9 @@ if ! $docker image inspect slipway-test/busybox:latest >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
+# The Debian 12 image with systemd that the install test boots (debootstrap + docker import).
+DOCKER=$docker scripts/systemd-image.sh
+
 cat > "$root/env" <<ENV
 SLIPWAY_TEST_DOCKER_HOST=unix://$sock
 SLIPWAY_TEST_DOCKER=$docker
@@ -81,5 +85,6 @@ SLIPWAY_TEST_GIT_URL=http://127.0.0.1:$git_port
 SLIPWAY_TEST_GIT_ROOT=$root/git
 SLIPWAY_TEST_GIT_TOKEN_FILE=$root/git-token
 SLIPWAY_TEST_BASE_IMAGE=slipway-test/busybox:latest
+SLIPWAY_TEST_SYSTEMD_IMAGE=slipway-test/systemd:bookworm
 ENV
 echo "test environment ready: $root/env" >&2

@@ -34,7 +34,8 @@ public enum AdminServer {
 
     /// Restricts the bound socket: owner and group may connect, others may not.
     public static func restrict(socketPath: String, logger: Logger) {
-        if let group = getgrnam("slipway") {
+        if let group = getgrnam("slipway"), getegid() != group.pointee.gr_gid {
+            // Under systemd (Group=slipway) the socket is created with the group already; root needs the chown.
             if chown(socketPath, getuid(), group.pointee.gr_gid) != 0 {
                 logger.warning("cannot give the admin socket to group slipway", metadata: ["error": "\(String(cString: strerror(errno)))"])
             }
