@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# One entry point for Slipway's benchmarks (`make bench`). Installs what it needs, builds release.
+# One entry point for Slipway's benchmarks (`make bench`): installs what it needs, builds release,
+# prints the ingest comparison against adnanh/webhook and the pipeline overhead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench
-command -v bc >/dev/null || { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq bc >/dev/null; }
 swift build -c release
-for c in 1 32 256; do
-  Benchmarks/ingest.sh "$c" "${BENCH_SECONDS:-15}"
-done
+Benchmarks/compare.py "${BENCH_SECONDS:-10}" 1,32,256
+if [ -f .test-env/env ] || scripts/test-env.sh; then
+  Benchmarks/pipeline.py "${BENCH_RUNS:-20}"
+fi

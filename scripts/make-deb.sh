@@ -2,20 +2,23 @@
 # Builds dist/slipway_<version>_amd64.deb from a release binary, with the layout of install.sh:
 # /usr/local/bin/slipway, the unit, the config template, and a postinst that creates the user,
 # the directories, the config (never overwriting) and the webhook secret.
-#   scripts/make-deb.sh [--binary PATH] [--version V]
+#   scripts/make-deb.sh [--binary PATH] [--version V] [--output DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=.build/release/slipway
 version=0.1.0
+output=dist
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;
+    --output) output="$2"; shift 2 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || { echo "no executable at $binary: run make release first" >&2; exit 1; }
 root=$(mktemp -d)
+chmod 0755 "$root"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 "$binary" "$root/usr/local/bin/slipway"
 install -D -m 0644 systemd/slipway.service "$root/lib/systemd/system/slipway.service"
@@ -69,6 +72,6 @@ fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 POSTRM
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
-mkdir -p dist
-dpkg-deb --root-owner-group --build "$root" "dist/slipway_${version}_amd64.deb" >/dev/null
-echo "dist/slipway_${version}_amd64.deb"
+mkdir -p "$output"
+dpkg-deb --root-owner-group --build "$root" "$output/slipway_${version}_amd64.deb" >/dev/null
+echo "$output/slipway_${version}_amd64.deb"

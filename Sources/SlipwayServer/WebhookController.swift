@@ -55,9 +55,12 @@ public final class WebhookController: Sendable {
         let delivery = accepted.delivery
         var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
         let outcome: AppendOutcome
+        let appendStart = ContinuousClock.now
         do {
             outcome = try await log.append(delivery)
+            SlipwayMetrics.appendLatency(ContinuousClock.now - appendStart)
         } catch {
+            SlipwayMetrics.delivery(event: delivery.eventType, status: 503)
             meta["error"] = "\(error.message)"
             logger.error("delivery not stored: answering 503", metadata: meta)
             return Self.json(.serviceUnavailable, "{\"error\":\(JSONText.quote("the event log cannot be written; retry later"))}")
@@ -66,11 +69,13 @@ public final class WebhookController: Sendable {
         let ids = "\"event\":\(outcome.seq),\"delivery\":\(JSONText.quote(delivery.deliveryID))"
         switch outcome {
         case .duplicate:
+            SlipwayMetrics.delivery(event: delivery.eventType, status: 200)
             logger.info("duplicate delivery: already stored", metadata: meta)
             return Self.json(.ok, "{\(ids),\"duplicate\":true}")
         case .appended:
             meta["signature"] = "\(delivery.signature)"
             logger.info("delivery stored", metadata: meta)
+            SlipwayMetrics.delivery(event: delivery.eventType, status: accepted.zen == nil ? 202 : 200)
             if let zen = accepted.zen {
                 return Self.json(.ok, "{\(ids),\"zen\":\(JSONText.quote(zen))}")
             }
@@ -80,7 +85,9 @@ public final class WebhookController: Sendable {
 
     func reject(_ rejection: WebhookIntake.Rejection, _ context: SlipwayRequestContext, close: Bool) -> Response {
         let meta: Logger.Metadata = ["peer": "\(context.peer)", "status": "\(rejection.status)", "reason": "\(rejection.reason)"]
+        SlipwayMetrics.delivery(event: "unknown", status: rejection.status)
         if rejection.status == 401 {
+            SlipwayMetrics.signatureFailure()
             logger.warning("webhook refused: bad signature", metadata: meta)
         } else {
             logger.notice("webhook refused", metadata: meta)

@@ -6,19 +6,20 @@ import SlipwayCore
 /// Builds the webhook listener as a Hummingbird `Application` (a `Service`).
 public enum WebhookServer {
     /// The router, usable in memory by tests.
-    public static func router(controller: WebhookController) -> Router<SlipwayRequestContext> {
+    public static func router(controller: WebhookController, metrics: MetricsEndpoint? = nil) -> Router<SlipwayRequestContext> {
         let router = Router(context: SlipwayRequestContext.self)
         controller.addRoutes(to: router)
+        metrics?.addRoutes(to: router)
         return router
     }
 
     /// The listener application bound to `host:port`; `onRunning` receives the bound port.
     public static func application(
-        controller: WebhookController, host: String, port: Int, logger: Logger,
+        controller: WebhookController, metrics: MetricsEndpoint? = nil, host: String, port: Int, logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: router(controller: controller),
+            router: router(controller: controller, metrics: metrics),
             server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil, reuseAddress: true),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
 import SlipwayCore
 import SlipwayServer
@@ -14,6 +15,7 @@ struct DaemonError: Error, CustomStringConvertible {
 struct Daemon {
     let configPath: String
     let config: SlipwayConfig
+    let registry: PrometheusCollectorRegistry
     let logger: Logger
 
     func run() async throws {
@@ -57,7 +59,7 @@ struct Daemon {
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier(environment: environment)
         let webhook = WebhookServer.application(
-            controller: controller, host: listen.host, port: listen.port, logger: logger,
+            controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port, logger: logger,
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
                 notifier.ready(status: "Ready: listening on \(shown)")

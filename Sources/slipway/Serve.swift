@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import SlipwayCore
 import SlipwayServer
@@ -28,6 +30,8 @@ struct Serve: AsyncParsableCommand {
             LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level) }
         }
         let logger = Logger(label: "slipway")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let config: SlipwayConfig
         do {
@@ -37,7 +41,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
-            try await Daemon(configPath: FileText.absolute(options.path), config: config, logger: logger).run()
+            try await Daemon(configPath: FileText.absolute(options.path), config: config, registry: registry, logger: logger).run()
         } catch let error as DaemonError {
             logger.critical("\(error.description)")
             throw ExitCode(1)

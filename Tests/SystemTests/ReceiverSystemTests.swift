@@ -55,6 +55,15 @@ import Glibc
         #expect(health.status == 200)
         #expect(health.json["status"] as? String == "ok")
 
+        // Metrics count what happened, by event and answer.
+        let metrics = String(decoding: try client.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("slipway_webhook_deliveries_total{event=\"push\",status=\"202\"} 1"), "\(metrics)")
+        #expect(metrics.contains("slipway_webhook_deliveries_total{event=\"push\",status=\"200\"} 1"), "the duplicate")
+        #expect(metrics.contains("slipway_webhook_deliveries_total{event=\"ping\",status=\"200\"} 1"))
+        #expect(metrics.contains("slipway_webhook_signature_failures_total 2"))
+        #expect(metrics.contains("slipway_event_log_append_seconds_count 4"), "row-1, its duplicate, the ping, the star")
+        #expect(metrics.contains("slipway_runs_queued 0"))
+
         // Only the accepted deliveries are stored; refused ones left nothing.
         #expect(try daemon.storedDeliveries().map(\.id) == ["row-1", "row-ping", "row-star"])
         // The refusal is a warning naming the peer.

@@ -205,6 +205,18 @@ struct SystemdInstallTests {
         #expect(try machine.sh("test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite").status == 0)
         #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)
         #expect(try machine.sh("test ! -e /etc/slipway && ! getent passwd slipway").status == 0)
+
+        // The .deb has the same layout: its postinst creates the user, config and secret; the service starts.
+        let deb = try run(Fixtures.root + "/scripts/make-deb.sh", ["--binary", Fixtures.root + "/.build/debug/slipway", "--output", machine.setup])
+        #expect(deb.status == 0, "\(deb.err)")
+        let installed = try machine.sh("dpkg -i /srv/setup/slipway_0.1.0_amd64.deb")
+        #expect(installed.status == 0, "\(installed.out)\(installed.err)")
+        #expect(try machine.sh("stat -c '%U %a' /etc/slipway/secrets/webhook && id -nG slipway").out.contains("slipway 600\n"))
+        try machine.sh("sed -i 's/8080/\(port)/' /etc/slipway/slipway.yaml")
+        #expect(try machine.exec(["systemctl", "start", "slipway"]).status == 0)
+        #expect(try machine.exec(["systemctl", "is-active", "slipway"]).out == "active\n")
+        #expect(try machine.sh("dpkg --purge slipway").status == 0)
+        #expect(try machine.sh("test ! -e /usr/local/bin/slipway && test ! -e /etc/slipway").status == 0)
         withExtendedLifetime(repo) {}
     }
 }

@@ -109,6 +109,7 @@ public final class BuilderService: Service, Sendable {
             logger.error("cannot record the run's end; it is recovered at the next start", metadata: ["error": "\(error.message)"])
             return
         }
+        SlipwayMetrics.runFinished(status: result.status)
         var meta: Logger.Metadata = ["status": "\(result.status.rawValue)", "durations": "\(result.durationsJSON)"]
         if !result.reason.isEmpty { meta["reason"] = "\(result.reason)" }
         if !result.step.isEmpty { meta["step"] = "\(result.step)" }

@@ -116,6 +116,7 @@ public struct RunExecutor: Sendable {
                 return tag
             }
             let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
+            defer { for (step, seconds) in durations { SlipwayMetrics.step(step, seconds: seconds) } }
             durations.append(("fetch", try await timed { try await git.fetch(url: run.repoURL, commit: run.commit) }))
             durations.append(("checkout", try await timed { try await git.checkout(url: run.repoURL, commit: run.commit, into: workspace) }))
             let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)

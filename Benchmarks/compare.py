@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Ingest side by side: Slipway (every delivery durably appended, synchronous=FULL) vs adnanh/webhook.
+
+Both get the same signed ~3 KB push delivery with unique delivery ids from the same wrk script,
+at 1, 32 and 256 connections, alternated A/B/A/B in one run. webhook runs a hook whose HMAC rule
+passes and whose second rule does not match, so it spawns nothing.
+
+    Benchmarks/compare.py [seconds per round=10] [connections=1,32,256]
+
+Needs: a release build (.build/release/slipway), wrk, webhook (make bench installs them).
+"""
+import hashlib, hmac, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+CONNECTIONS = [int(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "1,32,256").split(",")]
+TICK = os.sysconf("SC_CLK_TCK")
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+def peak_rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+
+def wait_http(url):
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1); return
+        except urllib.error.HTTPError:
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit("server at %s did not start" % url)
+
+def main():
+    work = tempfile.mkdtemp(prefix="slipway-compare-", dir="/var/tmp")
+    body_path = os.path.join(ROOT, "Tests/Fixtures/github/push.json")
+    secret = "compare-secret"
+    body = open(body_path, "rb").read()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    os.makedirs(os.path.join(work, "secrets"))
+    with open(os.path.join(work, "secrets/webhook"), "w") as f:
+        f.write(secret)
+    os.chmod(os.path.join(work, "secrets/webhook"), 0o600)
+    sp, wp = free_port(), free_port()
+    with open(os.path.join(work, "slipway.yaml"), "w") as f:
+        f.write('listen: "127.0.0.1:%d"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' % sp)
+    with open(os.path.join(work, "hooks.json"), "w") as f:
+        json.dump([{
+            "id": "github", "execute-command": "/bin/true", "response-message": "ok",
+            "trigger-rule": {"and": [
+                {"match": {"type": "payload-hmac-sha256", "secret": secret, "parameter": {"source": "header", "name": "X-Hub-Signature-256"}}},
+                {"match": {"type": "value", "value": "refs/heads/never-matches", "parameter": {"source": "payload", "name": "ref"}}},
+            ]},
+        }], f)
+    slipway = subprocess.Popen([os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(work, "slipway.yaml")],
+                               stderr=open(os.path.join(work, "slipway.log"), "w"))
+    webhook = subprocess.Popen(["webhook", "-hooks", os.path.join(work, "hooks.json"), "-ip", "127.0.0.1", "-port", str(wp)],
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "webhook.log"), "w"))
+    servers = {"slipway": (slipway, "http://127.0.0.1:%d/webhooks/github" % sp), "webhook": (webhook, "http://127.0.0.1:%d/hooks/github" % wp)}
+    try:
+        wait_http("http://127.0.0.1:%d/healthz" % sp)
+        wait_http("http://127.0.0.1:%d/hooks/github" % wp)
+        results = {}
+        for c in CONNECTIONS:
+            for rnd in range(4):
+                name = ["slipway", "webhook"][rnd % 2]
+                proc, url = servers[name]
+                before = cpu_seconds(proc.pid)
+                env = dict(os.environ, BENCH_BODY=body_path, BENCH_SIGNATURE=signature, BENCH_RUN="%s-%d-%d-%d" % (name, c, rnd, time.time()))
+                out = subprocess.run(["wrk", "-t2", "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
+                                     env=env, capture_output=True, text=True).stdout
+                line = next(l for l in out.splitlines() if l.startswith("RESULT"))
+                r = dict(kv.split("=") for kv in line.split()[1:])
+                r = {k: float(v) for k, v in r.items()}
+                r["cpu_per_10k"] = (cpu_seconds(proc.pid) - before) / max(r["requests"], 1) * 10000
+                results.setdefault((name, c), []).append(r)
+        print("| server | conns | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | CPU s / 10k | peak RSS MB |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for c in CONNECTIONS:
+            for name in ["slipway", "webhook"]:
+                rs = results[(name, c)]
+                avg = lambda k: sum(r[k] for r in rs) / len(rs)
+                print("| %s | %d | %.0f | %.2f | %.2f | %.2f | %d | %.2f | %.1f |" % (
+                    name, c, avg("rps"), avg("p50_ms"), avg("p99_ms"), avg("p999_ms"), sum(r["non2xx"] for r in rs),
+                    avg("cpu_per_10k"), peak_rss_mb(servers[name][0].pid)))
+            ratio = (sum(r["rps"] for r in results[("slipway", c)]) / sum(r["rps"] for r in results[("webhook", c)]))
+            print("|  | %d | slipway/webhook = %.2fx |  |  |  |  |  |  |" % (c, ratio))
+        stored = subprocess.run(["sqlite3", os.path.join(work, "data/slipway.sqlite"), "SELECT count(*) FROM events"], capture_output=True, text=True).stdout.strip()
+        print("\nslipway events stored durably: %s" % stored)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate(); proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+if __name__ == "__main__":
+    main()
