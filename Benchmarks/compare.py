@@ -74,9 +74,11 @@ def main():
                 proc, url = servers[name]
                 before = cpu_seconds(proc.pid)
                 env = dict(os.environ, BENCH_BODY=body_path, BENCH_SIGNATURE=signature, BENCH_RUN="%s-%d-%d-%d" % (name, c, rnd, time.time()))
-                out = subprocess.run(["wrk", "-t2", "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
+                out = subprocess.run(["wrk", "-t%d" % min(2, c), "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
                                      env=env, capture_output=True, text=True).stdout
-                line = next(l for l in out.splitlines() if l.startswith("RESULT"))
+                line = next((l for l in out.splitlines() if l.startswith("RESULT")), None)
+                if line is None:
+                    raise SystemExit("wrk against %s printed no result:\n%s\n%s" % (name, out, open(os.path.join(work, name + ".log")).read()[-2000:]))
                 r = dict(kv.split("=") for kv in line.split()[1:])
                 r = {k: float(v) for k, v in r.items()}
                 r["cpu_per_10k"] = (cpu_seconds(proc.pid) - before) / max(r["requests"], 1) * 10000

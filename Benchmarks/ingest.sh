@@ -30,7 +30,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && 
 idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
 BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="b$RANDOM" \
-  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" \
+  wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" \
   | grep '^RESULT' | sed "s/^RESULT/RESULT slipway connections=$connections/"
 
 peak_rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)

@@ -230,7 +230,7 @@ import Glibc
         try daemon.start()
         _ = try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "ro-1"), body: Self.push)
         for sql in ["UPDATE events SET event_type = 'x';", "DELETE FROM events;"] {
-            let result = try run("/usr/bin/sqlite3", [daemon.databasePath, sql])
+            let result = try run("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", daemon.databasePath, sql])
             #expect(result.status != 0)
             #expect(result.err.contains("events are append-only"), "\(result.err)")
         }

@@ -31,7 +31,7 @@ public struct MatcherService: Service {
         logger.info("matcher following the event log", metadata: ["cursor": "\(start)", "tasks": "\(tasks().count)"])
         do {
             for try await batch in log.feed(cursor: Self.cursorName).cancelOnGracefulShutdown() {
-                for event in batch { try await match(event) }
+                try await match(batch)
             }
         } catch is CancellationError {
             // Graceful shutdown: every event handled so far is recorded with the cursor.
@@ -49,7 +49,7 @@ public struct MatcherService: Service {
     public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger: String = "push") -> Plan {
         var push: PushEvent?
         var decodeError: String?
-        if event.eventType == "push" {
+        if event.eventType == "push" && !tasks.isEmpty {
             do {
                 push = try PushEvent.decode(body: event.body, headersJSON: event.headersJSON)
             } catch {
@@ -68,9 +68,19 @@ public struct MatcherService: Service {
         return Plan(push: push, decodeError: decodeError, traces: traces, runs: runs)
     }
 
-    func match(_ event: StoredEvent) async throws {
+    /// Matches a batch of events in one transaction (traces, runs, cursor), then logs each.
+    func match(_ batch: [StoredEvent]) async throws {
         let tasks = self.tasks()
-        let plan = Self.plan(event, tasks: tasks)
+        let plans = batch.map { Self.plan($0, tasks: tasks) }
+        let created = try await runs.recordMatches(
+            zip(batch, plans).map { RunStore.MatchRecord(eventSeq: $0.seq, traces: $1.traces, runs: $1.runs) }, cursor: Self.cursorName)
+        for (index, event) in batch.enumerated() {
+            log(event, plan: plans[index], created: created[index], noTasks: tasks.isEmpty)
+        }
+        if created.contains(where: { !$0.isEmpty }) { onQueued() }
+    }
+
+    func log(_ event: StoredEvent, plan: Plan, created: [String], noTasks: Bool) {
         var meta: Logger.Metadata = ["event.seq": "\(event.seq)", "delivery.id": "\(event.deliveryID)", "event.type": "\(event.eventType)"]
         if let push = plan.push {
             meta["repo"] = "\(push.repositoryName)"
@@ -79,18 +89,14 @@ public struct MatcherService: Service {
         if let error = plan.decodeError {
             logger.error("push payload cannot be decoded", metadata: meta.merging(["error": "\(error)"]) { $1 })
         }
-        let traces = plan.traces
-        let newRuns = plan.runs
-        let created = try await runs.recordMatch(eventSeq: event.seq, traces: traces, runs: newRuns, cursor: Self.cursorName)
-        if tasks.isEmpty {
-            logger.info("event matched no task", metadata: meta.merging(["reason": "no tasks configured"]) { $1 })
+        if noTasks {
+            logger.debug("event matched no task", metadata: meta.merging(["reason": "no tasks configured"]) { $1 })
         }
-        for (task, verdict) in traces where verdict != .matched {
+        for (task, verdict) in plan.traces where verdict != .matched {
             logger.info("task not triggered", metadata: meta.merging(["task": "\(task)", "reason": "\(verdict.reason)"]) { $1 })
         }
-        for (run, id) in zip(newRuns, created) {
+        for (run, id) in zip(plan.runs, created) {
             logger.notice("run queued", metadata: meta.merging(["task": "\(run.task)", "run.id": "\(id)"]) { $1 })
         }
-        if !created.isEmpty { onQueued() }
     }
 }

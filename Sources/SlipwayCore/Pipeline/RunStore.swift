@@ -57,24 +57,48 @@ public struct RunStore: Sendable {
         ]).run()
     }
 
-    /// Stores one event's match trace and its runs, and advances the matcher's cursor, in one transaction:
-    /// after a crash the event is either fully matched or not at all.
+    /// One event's match result, to be recorded.
+    public struct MatchRecord: Sendable {
+        public var eventSeq: Int64
+        public var traces: [(task: String, verdict: TaskMatcher.Verdict)]
+        public var runs: [NewRun]
+
+        public init(eventSeq: Int64, traces: [(task: String, verdict: TaskMatcher.Verdict)], runs: [NewRun]) {
+            self.eventSeq = eventSeq
+            self.traces = traces
+            self.runs = runs
+        }
+    }
+
+    /// Stores the match traces and runs of a batch of events and advances the matcher's cursor past
+    /// the last, in one transaction: after a crash each event is either fully matched or not at all.
+    /// Returns the run IDs created, per event, in the order given.
+    public func recordMatches(_ records: [MatchRecord], cursor: String) async throws(DatabaseError) -> [[String]] {
+        guard let last = records.last else { return [] }
+        let prefix = self.prefix
+        return try await database.write { db in
+            var all: [[String]] = []
+            for record in records {
+                var created: [String: String] = [:]
+                for run in record.runs { created[run.task] = try Self.insert(run, prefix: prefix, db: db) }
+                for trace in record.traces {
+                    try db.prepare("INSERT OR REPLACE INTO match_traces (event_seq, task, matched, reason, run_id) VALUES (?, ?, ?, ?, ?)").bind([
+                        .integer(record.eventSeq), .text(trace.task), .integer(trace.verdict == .matched ? 1 : 0), .text(trace.verdict.reason),
+                        created[trace.task].map { .text($0) } ?? .null,
+                    ]).run()
+                }
+                all.append(record.runs.compactMap { created[$0.task] })
+            }
+            try Self.saveCursor(cursor, seq: last.eventSeq, db: db)
+            return all
+        }
+    }
+
+    /// One event's `recordMatches`.
     public func recordMatch(eventSeq: Int64, traces: [(task: String, verdict: TaskMatcher.Verdict)], runs: [NewRun], cursor: String)
         async throws(DatabaseError) -> [String]
     {
-        let prefix = self.prefix
-        return try await database.write { db in
-            var created: [String: String] = [:]
-            for run in runs { created[run.task] = try Self.insert(run, prefix: prefix, db: db) }
-            for trace in traces {
-                try db.prepare("INSERT OR REPLACE INTO match_traces (event_seq, task, matched, reason, run_id) VALUES (?, ?, ?, ?, ?)").bind([
-                    .integer(eventSeq), .text(trace.task), .integer(trace.verdict == .matched ? 1 : 0), .text(trace.verdict.reason),
-                    created[trace.task].map { .text($0) } ?? .null,
-                ]).run()
-            }
-            try Self.saveCursor(cursor, seq: eventSeq, db: db)
-            return runs.compactMap { created[$0.task] }
-        }
+        try await recordMatches([MatchRecord(eventSeq: eventSeq, traces: traces, runs: runs)], cursor: cursor).first ?? []
     }
 
     static func saveCursor(_ name: String, seq: Int64, db: SQLiteConnection) throws {

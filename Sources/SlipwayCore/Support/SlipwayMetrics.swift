@@ -1,25 +1,46 @@
 import Metrics
+import Synchronization
 
 /// Slipway's metric names, in one place (Prometheus conventions: snake_case, `_total`, `_seconds`).
+///
+/// Handles are created once and cached: asking the factory on every request costs locks and
+/// label formatting on the webhook's hot path.
 public enum SlipwayMetrics {
+    private static let counters = Mutex<[String: Counter]>([:])
+    private static let timers = Mutex<[String: Timer]>([:])
+    private static let appendTimer = Timer(label: "slipway_event_log_append_seconds")
+    private static let signatureFailures = Counter(label: "slipway_webhook_signature_failures_total")
+
+    private static func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let made = Counter(label: label, dimensions: dimensions)
+            cache[key] = made
+            return made
+        }
+    }
+
     public static func delivery(event: String, status: Int) {
-        Counter(label: "slipway_webhook_deliveries_total", dimensions: [("event", event), ("status", "\(status)")]).increment()
+        counter("slipway_webhook_deliveries_total", [("event", event), ("status", "\(status)")]).increment()
     }
 
-    public static func signatureFailure() {
-        Counter(label: "slipway_webhook_signature_failures_total").increment()
-    }
+    public static func signatureFailure() { signatureFailures.increment() }
 
-    public static func appendLatency(_ duration: Duration) {
-        Timer(label: "slipway_event_log_append_seconds").recordNanoseconds(duration.nanoseconds)
-    }
+    public static func appendLatency(_ duration: Duration) { appendTimer.recordNanoseconds(duration.nanoseconds) }
 
     public static func runFinished(status: RunStatus) {
-        Counter(label: "slipway_runs_finished_total", dimensions: [("status", status.rawValue)]).increment()
+        counter("slipway_runs_finished_total", [("status", status.rawValue)]).increment()
     }
 
     public static func step(_ step: String, seconds: Double) {
-        Timer(label: "slipway_run_step_seconds", dimensions: [("step", step)]).recordNanoseconds(Int64(seconds * 1e9))
+        let timer = timers.withLock { cache in
+            if let existing = cache[step] { return existing }
+            let made = Timer(label: "slipway_run_step_seconds", dimensions: [("step", step)])
+            cache[step] = made
+            return made
+        }
+        timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     public static func queue(queued: Int, running: Int) {
