@@ -47,27 +47,10 @@ struct ConfigOption: ParsableArguments {
 
 /// Whole lines to stdout or stderr with one `write(2)` each.
 enum FileHandleOutput {
-    static func stderr(_ text: String) { write(text, to: 2) }
+    static func stderr(_ text: String) { UnixIO.writeAll(2, Array((text.hasSuffix("\n") ? text : text + "\n").utf8)) }
 
-    static func stdout(_ text: String) { write(text, to: 1) }
+    static func stdout(_ text: String) { UnixIO.writeAll(1, Array((text.hasSuffix("\n") ? text : text + "\n").utf8)) }
 
     /// Bytes as they are (a streamed log), unbuffered.
-    static func raw(_ data: Data) {
-        var offset = 0
-        while offset < data.count {
-            let n = data.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { if errno == EINTR { continue } else { return } }
-            offset += n
-        }
-    }
-
-    private static func write(_ text: String, to fd: Int32) {
-        let bytes = Array((text.hasSuffix("\n") ? text : text + "\n").utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { if errno == EINTR { continue } else { return } }
-            offset += n
-        }
-    }
+    static func raw(_ data: Data) { data.withUnsafeBytes { _ = UnixIO.writeAll(1, $0) } }
 }

@@ -98,26 +98,9 @@ public struct JournalLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let payload = Self.encode(fields(for: event))
-        if !Self.send(payload, to: socketPath) {
+        if !UnixIO.sendDatagram(payload, to: socketPath) {
             // The journal refused (too large, gone): the line still reaches stderr, which is the journal stream.
             LineLogHandler(label: "slipway", level: logLevel).log(event: event)
         }
-    }
-
-    static func send(_ payload: [UInt8], to path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
-        let sent = payload.withUnsafeBytes { p in
-            withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, p.baseAddress, p.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        }
-        return sent == payload.count
     }
 }

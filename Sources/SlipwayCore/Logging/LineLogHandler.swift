@@ -37,15 +37,8 @@ public struct LineLogHandler: LogHandler {
             line += " \(key)=\(Self.format(merged[key]!))"
         }
         line += "\n"
-        Self.writeLock.withLock { _ in
-            var bytes = Array(line.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n <= 0 { if errno == EINTR { continue } else { break } }
-                offset += n
-            }
-        }
+        let bytes = Array(line.utf8)
+        Self.writeLock.withLock { _ in UnixIO.writeAll(fd, bytes) }
     }
 
     private static let writeLock = Mutex(())

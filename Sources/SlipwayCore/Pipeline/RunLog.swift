@@ -28,14 +28,7 @@ public final class RunLog: Sendable {
     public func line(_ text: String) {
         let masked = masker.mask(text)
         let bytes = Array("\(Timestamp.now().iso8601) \(masked)\n".utf8)
-        lock.withLock { _ in
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                if n <= 0 { if errno == EINTR { continue } else { break } }
-                offset += n
-            }
-        }
+        lock.withLock { _ in UnixIO.writeAll(fd, bytes) }
         logger.info("\(masked)")
     }
 
