@@ -38,7 +38,7 @@ public struct LineLogHandler: LogHandler {
         }
         line += "\n"
         let bytes = Array(line.utf8)
-        Self.writeLock.withLock { _ in UnixIO.writeAll(fd, bytes) }
+        Self.writeLock.withLock { _ in _ = UnixIO.writeAll(fd, bytes) }
     }
 
     private static let writeLock = Mutex(())

@@ -42,11 +42,17 @@ struct GitSteps: Sendable {
         Command("git", args, environment: gitEnvironment, workingDirectory: cwd)
     }
 
+    /// The per-run askpass program (0700) that hands git the token, when the task has one.
+    func writeAskpass() throws {
+        guard tokenFile != nil else { return }
+        guard FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700]) else {
+            throw StepFailure(.error, step: "fetch", "cannot write the askpass program in \(scratch)")
+        }
+    }
+
     /// Brings the mirror up to date and makes sure it has `commit`.
     func fetch(url: String, commit: String) async throws {
-        if tokenFile != nil {
-            FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700])
-        }
+        try writeAskpass()
         let mirror = mirrorPath(url: url)
         await mirrors.acquire(mirror)
         do {
@@ -88,9 +94,7 @@ struct GitSteps: Sendable {
 
     /// The commit `branch` points at on the remote (`git ls-remote`), for a manual run.
     func resolve(url: String, branch: String) async throws -> String {
-        if tokenFile != nil {
-            FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700])
-        }
+        try writeAskpass()
         let output = try await steps.run(git(["ls-remote", "--exit-code", "--", url, "refs/heads/\(branch)"]), step: "resolve", quiet: true)
         guard let sha = output.first?.split(separator: "\t").first.map(String.init), TaskMatcher.isCommitSHA(sha) else {
             throw StepFailure(.failed, step: "resolve", "branch '\(branch)' not found in \(url)")

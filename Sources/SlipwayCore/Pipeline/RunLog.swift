@@ -28,7 +28,7 @@ public final class RunLog: Sendable {
     public func line(_ text: String) {
         let masked = masker.mask(text)
         let bytes = Array("\(Timestamp.now().iso8601) \(masked)\n".utf8)
-        lock.withLock { _ in UnixIO.writeAll(fd, bytes) }
+        lock.withLock { _ in _ = UnixIO.writeAll(fd, bytes) }
         logger.info("\(masked)")
     }
 
