@@ -26,8 +26,10 @@ struct PipelineSystemTests {
         """
     }
 
-    static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil) throws -> DaemonProcess {
-        let config = try TestEnvironment.buildConfig(maxConcurrent: maxConcurrent, extraRegistry: extraRegistry) + "\ntasks:\n" + tasks.joined(separator: "\n")
+    static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil, stopGrace: String? = nil) throws -> DaemonProcess {
+        var config = try TestEnvironment.buildConfig(maxConcurrent: maxConcurrent, extraRegistry: extraRegistry)
+        if let stopGrace { config = config.replacingOccurrences(of: "default_timeout: \"5m\"", with: "default_timeout: \"5m\", stop_grace: \"\(stopGrace)\"") }
+        config += "\ntasks:\n" + tasks.joined(separator: "\n")
         let daemon = try DaemonProcess(extraConfig: config)
         try daemon.start()
         return daemon
@@ -231,6 +233,43 @@ struct PipelineSystemTests {
         let latest = try daemon.waitForRun("sw3")
         #expect(latest.status == "Succeeded")
         #expect(latest.commit == third)
+    }
+
+    /// SIGTERM lets a running build finish within `builds.stop_grace`, and the daemon exits 0.
+    @Test func sigtermLetsRunningBuildsFinish() throws {
+        let repo = try GitRepo(name: Self.name("grace"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN echo started && sleep 3\n"), "app/hello.txt": "x"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)], stopGrace: "60s")
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("the build running") { daemon.runLog("sw1").contains("started") }
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit(timeout: 60) == 0)
+        let run = try #require(try daemon.runs().first)
+        #expect(run.status == "Succeeded", "finished within the grace period: \(run.reason)")
+        #expect(daemon.log.contains("stopping: letting running builds finish"))
+    }
+
+    /// A build that outlives the grace period is stopped, left to the next start, and retried there.
+    @Test func buildsOutlivingTheGraceResumeAtTheNextStart() throws {
+        let repo = try GitRepo(name: Self.name("outlive"))
+        let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN echo started && sleep 47\n"), "app/hello.txt": "x"])
+        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: "    timeout: \"2m\"\n")], stopGrace: "1s")
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("the build running") { daemon.runLog("sw1").contains("started") }
+        let stopped = Date()
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit(timeout: 30) == 0)
+        #expect(Date().timeIntervalSince(stopped) < 15, "grace 1 s, then TERM/KILL of the build")
+        #expect(try daemon.runs().first?.status == "Running", "left for the next start")
+        #expect(processesMentioning(daemon.dir + "/data/work/sw1").isEmpty)
+        try daemon.start()
+        let interrupted = try daemon.waitForRun("sw1")
+        #expect(interrupted.status == "Error" && interrupted.reason == "interrupted by restart")
+        try daemon.waitUntil("the retry running") { try daemon.runs().last?.status == "Running" }
+        #expect(try daemon.runs().last?.attempt == 2)
+        daemon.signal(SIGTERM)  // and stop the retry the same way, leaving nothing behind
+        #expect(daemon.waitForExit(timeout: 30) == 0)
+        try daemon.waitUntil("no build left", timeout: 15) { processesMentioning("sleep 47").isEmpty }
     }
 
     @Test func kill9DuringABuildIsRecoveredAndRetried() throws {
