@@ -98,12 +98,15 @@ struct Daemon {
     static func intake(for config: SlipwayConfig, logger: Logger) throws -> WebhookIntake {
         let secrets: [WebhookSecret]
         do {
-            secrets = try WebhookSecret.load(files: config.webhook.secretFiles, logger: logger)
+            secrets = try WebhookSecret.load(files: config.webhook.secretFiles)
         } catch {
             throw DaemonError(description: "cannot read webhook secret \(error)")
         }
         if secrets.isEmpty {
             logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks")
+        }
+        for file in SecretFileAudit.exposed(in: config) {
+            logger.warning("secret file is readable by group or others; make it 0600, owned by the user slipway runs as", metadata: ["file": "\(file)"])
         }
         return WebhookIntake(
             verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1), maxBodyBytes: config.webhook.maxBodyBytes)

@@ -151,6 +151,39 @@ struct PipelineSystemTests {
         #expect(try Registry.tags(repo.name).isEmpty)
     }
 
+    /// A repository that tries to reach outside its workspace, or to smuggle options into git.
+    @Test func hostileRepositoryCannotEscape() throws {
+        let repo = try GitRepo(name: Self.name("hostile"))
+        try FileManager.default.createDirectory(atPath: repo.work + "/web", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: repo.work + "/app", withDestinationPath: "/etc")
+        try FileManager.default.createSymbolicLink(atPath: repo.work + "/web/Dockerfile", withDestinationPath: "../../../../../../etc/hostname")
+        let sha = try repo.commit(["web/hello.txt": "x"])
+        let web = """
+              - name: web
+                context: "\(repo.url)#main:web"
+                tags: ["\(TestEnvironment.registry)/\(repo.name)-web:{{.Run.ID}}"]
+                git_token_file: "\(TestEnvironment.tokenFile)"
+            """
+        let daemon = try Self.daemon(tasks: [Self.task("app", repo: repo, image: repo.name), web])
+        try daemon.push(repo.pushPayload(after: sha, files: []))  // unknown file list: every task builds
+        let runs = try ["sw1", "sw2"].map { try daemon.waitForRun($0) }
+        let reasons = Set(runs.map(\.reason))
+        #expect(runs.allSatisfy { $0.status == "Failed" && $0.step == "build" })
+        #expect(reasons == ["context folder 'app' leads outside the repository", "dockerfile 'Dockerfile' leads outside the repository"])
+        #expect(!daemon.runLog("sw1").contains("$ docker build") && !daemon.runLog("sw2").contains("$ docker build"), "nothing was built")
+
+        // Options smuggled through the payload's commit, or a manual run's branch, never reach git.
+        let marker = "/tmp/slipway-pwned-\(repo.name)"
+        let smuggled = try daemon.push(repo.pushPayload(after: "--upload-pack=touch \(marker)", files: ["web/hello.txt"]))
+        try daemon.waitUntil("trace") { try daemon.traces(event: smuggled)["web"] != nil }
+        #expect(try daemon.traces(event: smuggled)["web"] == "push has no 'after' commit")
+        let manual = try run(DaemonProcess.binary, ["task", "run", "web", "--branch=--upload-pack=touch \(marker)", "--config", daemon.configPath])
+        #expect(manual.status != 0)
+        #expect(manual.err.contains("must not start with '-'"), "\(manual.err)")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(try daemon.runs().count == 2)
+    }
+
     @Test func failingDockerfileEndsFailedWithTheError() throws {
         let repo = try GitRepo(name: Self.name("fail"))
         let sha = try repo.commit(["app/Dockerfile": "FROM \(TestEnvironment.baseImage)\nRUN echo 'compiling' && echo 'main.c:3: error: expected ;' && exit 3\n", "app/hello.txt": "x"])

@@ -237,6 +237,23 @@ import Glibc
         #expect(try daemon.storedDeliveries().map(\.id) == ["ro-1"])
     }
 
+    @Test func exposedSecretFilesAreWarnedAbout() throws {
+        let daemon = try DaemonProcess()
+        let leaky = daemon.dir + "/secrets/registry"
+        FileManager.default.createFile(atPath: leaky, contents: Data("hunter2-registry\n".utf8), attributes: [.posixPermissions: 0o644])
+        try """
+            listen: "127.0.0.1:\(daemon.port)"
+            data_dir: "data"
+            admin_socket: "slipway.sock"
+            webhook: { secret_files: ["secrets/webhook"] }
+            registries: [{ server: "r.example", username: "u", password_file: "secrets/registry" }]
+            """.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        try daemon.start()
+        #expect(daemon.log.contains("secret file is readable by group or others") && daemon.log.contains("file=\(leaky)"))
+        #expect(!daemon.log.contains("file=\(daemon.dir)/secrets/webhook"), "the 0600 one is fine")
+        #expect(!daemon.log.contains("hunter2-registry"), "the value is never logged")
+    }
+
     @Test func completionScriptsCoverTheCommands() throws {
         for shell in ["bash", "zsh", "fish"] {
             let script = try run(DaemonProcess.binary, ["--generate-completion-script", shell])

@@ -1,0 +1,55 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults a production host sees: a full disk under data_dir.
+@Suite(.serialized, .enabled(if: getuid() == 0 || TestEnvironment.isCI, "needs root to mount a small tmpfs: run as root (make test in CI does)"))
+struct FaultSystemTests {
+    /// A full disk: deliveries get 503 (never a 2xx for an event not on disk), nothing is half
+    /// written, and service resumes as soon as space returns.
+    @Test func diskFullIs503AndRecovers() throws {
+        let daemon = try DaemonProcess()
+        let data = daemon.dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", data])
+        #expect(mounted.status == 0, "\(mounted.err)")
+        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        try daemon.start()
+        let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
+        let client = try RawHTTPClient(port: daemon.port)
+        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "before-full"), body: body).status == 202)
+
+        // Fill the disk.
+        let filler = data + "/filler"
+        _ = try run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        var refused = 0
+        var statuses: [Int] = []
+        for n in 0..<40 {
+            let status = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "full-\(n)"), body: body).status
+            statuses.append(status)
+            if status == 503 { refused += 1 }
+        }
+        #expect(refused > 0, "the disk being full is answered 503: \(statuses)")
+        #expect(statuses.allSatisfy { $0 == 202 || $0 == 503 })
+        #expect(try client.request("GET", "/healthz").status == 503)
+        let accepted = statuses.enumerated().filter { $0.element == 202 }.map { "full-\($0.offset)" }
+
+        // Space returns: the daemon writes again without a restart.
+        try FileManager.default.removeItem(atPath: filler)
+        try daemon.waitUntil("healthz ok") { (try? client.request("GET", "/healthz").status) == 200 }
+        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-full"), body: body).status == 202)
+
+        // Exactly what got a 2xx is stored, each once; the database is intact.
+        let stored = try daemon.storedDeliveries().map(\.id)
+        #expect(Set(stored) == Set(["before-full", "after-full"] + accepted))
+        #expect(stored.count == Set(stored).count)
+        let check = try run("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", daemon.databasePath, "PRAGMA integrity_check;"])
+        #expect(check.out == "ok\n")
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit() == 0)
+    }
+}
