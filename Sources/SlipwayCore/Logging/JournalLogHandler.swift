@@ -83,10 +83,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     func fields(for event: LogEvent) -> [(String, String)] {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        if let error = event.error { merged["error"] = "\(error)" }
+        let merged = LineLogHandler.metadata(handler: metadata, provider: metadataProvider, event: event)
         var fields: [(String, String)] = [
             ("MESSAGE", "\(event.message)"), ("PRIORITY", "\(Self.priority(event.level))"), ("SYSLOG_IDENTIFIER", "slipway"),
         ]

@@ -28,10 +28,7 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        if let error = event.error { merged["error"] = "\(error)" }
+        let merged = Self.metadata(handler: metadata, provider: metadataProvider, event: event)
         var line = "\(Timestamp.now().iso8601) \(event.level.rawValue) \(event.message)"
         for key in merged.keys.sorted() {
             line += " \(key)=\(Self.format(merged[key]!))"
@@ -42,6 +39,15 @@ public struct LineLogHandler: LogHandler {
     }
 
     private static let writeLock = Mutex(())
+
+    /// Everything a line carries: the handler's metadata, then the provider's, then the call's, then the error.
+    static func metadata(handler: Logger.Metadata, provider: Logger.MetadataProvider?, event: LogEvent) -> Logger.Metadata {
+        var merged = handler
+        if let provided = provider?.get() { merged.merge(provided) { _, new in new } }
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        if let error = event.error { merged["error"] = "\(error)" }
+        return merged
+    }
 
     static func format(_ value: Logger.Metadata.Value, quoted: Bool = true) -> String {
         let text: String
