@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
+        Self.raiseOpenFileLimit(logger: logger)
         let config: SlipwayConfig
         do {
             config = try ConfigLoader.load(path: options.path)
@@ -45,6 +46,17 @@ struct Serve: AsyncParsableCommand {
         } catch let error as DaemonError {
             logger.critical("\(error.description)")
             throw ExitCode(1)
+        }
+    }
+
+    /// Many idle or hostile connections must not exhaust file descriptors: use the hard limit.
+    static func raiseOpenFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let before = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("raised the open file limit", metadata: ["from": "\(before)", "to": "\(limit.rlim_max)"])
         }
     }
 }

@@ -6,9 +6,31 @@ import Testing
 import Glibc
 #endif
 
-/// Faults a production host sees: a full disk under data_dir.
+/// Faults a production host sees: a full disk under data_dir, hostile connections.
 @Suite(.serialized, .enabled(if: getuid() == 0 || TestEnvironment.isCI, "needs root to mount a small tmpfs: run as root (make test in CI does)"))
 struct FaultSystemTests {
+    /// 1,000 hostile connections (idle, or trickling a header a byte at a time) do not keep a
+    /// signed delivery from its 202 within a second.
+    @Test func hostileConnectionsDoNotStarveDeliveries() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        var hostile: [RawHTTPClient] = []
+        for n in 0..<1000 {
+            let c = try RawHTTPClient(port: daemon.port)
+            if n % 2 == 0 { try c.send(Data("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)) }
+            hostile.append(c)
+        }
+        for c in hostile.prefix(500) { try? c.send(Data("a".utf8)) }  // a byte more on some: still trickling
+        let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
+        let started = Date()
+        let answer = try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "legit"), body: body)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(answer.status == 202)
+        #expect(elapsed < 1, "answered in \(elapsed) s with 1,000 hostile connections open")
+        #expect(try RawHTTPClient(port: daemon.port).request("GET", "/healthz").status == 200)
+        withExtendedLifetime(hostile) {}
+    }
+
     /// A full disk: deliveries get 503 (never a 2xx for an event not on disk), nothing is half
     /// written, and service resumes as soon as space returns.
     @Test func diskFullIs503AndRecovers() throws {
