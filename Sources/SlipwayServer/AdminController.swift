@@ -32,7 +32,9 @@ public struct AdminController: Sendable {
         v1.get("tasks") { _, _ in try await json(taskDocuments()) }
         v1.get("tasks/:name") { _, context in
             let name = try context.parameters.require("name")
-            guard let doc = try await taskDocuments().first(where: { $0.name == name }) else { return problem(.notFound, "no task named '\(name)'") }
+            guard let doc = try await taskDocuments().first(where: { $0.name == name }) else {
+                return problem(.notFound, "no task named '\(name)'")
+            }
             return try json(doc)
         }
         v1.post("tasks/:name/runs") { request, context in try await manualRun(request, context) }
@@ -41,7 +43,8 @@ public struct AdminController: Sendable {
             var status: RunStatus?
             if let s = request.uri.queryParameters["status"] {
                 guard let parsed = RunStatus.allCases.first(where: { $0.rawValue.lowercased() == s.lowercased() }) else {
-                    return problem(.badRequest, "unknown status '\(s)' (one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    return problem(
+                        .badRequest, "unknown status '\(s)' (one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 status = parsed
             }
@@ -70,7 +73,9 @@ public struct AdminController: Sendable {
             guard let seq = Int64(try context.parameters.require("seq")), let event = try await log.event(seq: seq) else {
                 return problem(.notFound, "no event with seq '\(context.parameters.get("seq") ?? "")'")
             }
-            let trace = try await runs.trace(eventSeq: seq).map { AdminAPI.TraceEntry(task: $0.task, matched: $0.matched, reason: $0.reason, runId: $0.runID) }
+            let trace = try await runs.trace(eventSeq: seq).map {
+                AdminAPI.TraceEntry(task: $0.task, matched: $0.matched, reason: $0.reason, runId: $0.runID)
+            }
             let payload = request.uri.queryParameters["payload"].map { $0 == "1" || $0 == "true" } ?? false
             return try json(AdminAPI.Event(event, trace: trace, payload: payload))
         }
@@ -92,7 +97,8 @@ public struct AdminController: Sendable {
         var docs: [AdminAPI.Task] = []
         for task in config.tasks {
             let last = try await runs.list(task: task.name, top: 1).first
-            docs.append(AdminAPI.Task(task, defaultTimeout: config.current.builds.defaultTimeout, tasksDirectory: tasksDirectory, lastRun: last))
+            docs.append(
+                AdminAPI.Task(task, defaultTimeout: config.current.builds.defaultTimeout, tasksDirectory: tasksDirectory, lastRun: last))
         }
         return docs
     }
@@ -102,13 +108,16 @@ public struct AdminController: Sendable {
         guard let task = config.task(named: name) else { return problem(.notFound, "no task named '\(name)'") }
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
-        let ask = (try? AdminAPI.decoder.decode(AdminAPI.RunRequest.self, from: Data(body.readableBytesView)))
+        let ask =
+            (try? AdminAPI.decoder.decode(AdminAPI.RunRequest.self, from: Data(body.readableBytesView)))
             ?? AdminAPI.RunRequest(branch: nil, commit: nil, requestedBy: nil)
         if ask.branch != nil && ask.commit != nil { return problem(.badRequest, "give --branch or --commit, not both") }
         let branch = ask.branch ?? task.context.branch
         let commit: String
         if let given = ask.commit {
-            guard TaskMatcher.isCommitSHA(given.lowercased()) else { return problem(.badRequest, "--commit needs a full 40-character SHA, got '\(given)'") }
+            guard TaskMatcher.isCommitSHA(given.lowercased()) else {
+                return problem(.badRequest, "--commit needs a full 40-character SHA, got '\(given)'")
+            }
             commit = given.lowercased()
         } else {
             do {
@@ -121,9 +130,15 @@ public struct AdminController: Sendable {
             }
         }
         let trigger = "manual"
-        let runID = try await runs.enqueue(NewRun(task: task.name, trigger: trigger, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit))
+        let runID = try await runs.enqueue(
+            NewRun(task: task.name, trigger: trigger, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit))
         wake.bump()
-        logger.notice("run queued", metadata: ["run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)", "requested_by": "\(ask.requestedBy ?? "unknown")"])
+        logger.notice(
+            "run queued",
+            metadata: [
+                "run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)",
+                "requested_by": "\(ask.requestedBy ?? "unknown")",
+            ])
         return try json(AdminAPI.Queued(runId: runID), status: .accepted)
     }
 
@@ -131,7 +146,9 @@ public struct AdminController: Sendable {
         let id = try context.parameters.require("id")
         let who = request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
         let reason = "canceled by \(who)"
-        guard let (run, canceledNow) = try await runs.cancelIfQueued(id, reason: reason) else { return problem(.notFound, "no run with ID '\(id)'") }
+        guard let (run, canceledNow) = try await runs.cancelIfQueued(id, reason: reason) else {
+            return problem(.notFound, "no run with ID '\(id)'")
+        }
         switch run.status {
         case .canceled where canceledNow:
             logger.notice("queued run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
@@ -165,7 +182,9 @@ public struct AdminController: Sendable {
                 let final = try await runs.run(id)?.status.isFinal ?? true
                 let chunk = Self.read(path, from: &offset)
                 if !chunk.isEmpty {
-                    if let text = String(data: chunk, encoding: .utf8), let last = text.split(separator: "\n").last { lastLine = String(last) }
+                    if let text = String(data: chunk, encoding: .utf8), let last = text.split(separator: "\n").last {
+                        lastLine = String(last)
+                    }
                     try await writer.write(ByteBuffer(bytes: chunk))
                     continue
                 }
@@ -202,7 +221,9 @@ public struct AdminController: Sendable {
         for run in plan.runs { created[run.task] = try await runs.enqueue(run) }
         if !created.isEmpty { wake.bump() }
         logger.notice("event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.values.sorted().joined(separator: ","))"])
-        let trace = plan.traces.map { AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: created[$0.task]) }
+        let trace = plan.traces.map {
+            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: created[$0.task])
+        }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
     }
 

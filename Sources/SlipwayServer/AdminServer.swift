@@ -4,7 +4,7 @@ import NIOCore
 import SlipwayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The admin API on a unix socket: mode 0660, group `slipway` when that group exists.
@@ -24,7 +24,10 @@ public enum AdminServer {
         var st = stat()
         guard stat(directory, &st) == 0 else { throw SetupError(description: "cannot stat \(directory)") }
         if st.st_mode & S_IWOTH != 0 {
-            throw SetupError(description: "admin socket directory \(directory) is world-writable: anyone could replace the socket; use a directory like /run/slipway")
+            throw SetupError(
+                description:
+                    "admin socket directory \(directory) is world-writable: anyone could replace the socket; use a directory like /run/slipway"
+            )
         }
         if lstat(socketPath, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw SetupError(description: "\(socketPath) exists and is not a socket") }

@@ -37,12 +37,15 @@ public final class WebhookController: Sendable {
         let intake = self.intake.withLock { $0 }
         let limit = intake.maxBodyBytes
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            return reject(.init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
+            return reject(
+                .init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), context,
+                close: true)
         }
         var body: [UInt8] = []
         for try await chunk in request.body {
             if body.count + chunk.readableBytes > limit {
-                return reject(.init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
+                return reject(
+                    .init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
             }
             body.append(contentsOf: chunk.readableBytesView)
         }

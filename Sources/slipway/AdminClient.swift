@@ -2,7 +2,7 @@ import Foundation
 import SlipwayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// HTTP/1.1 over the admin unix socket: one request per connection, chunked bodies streamed.
@@ -56,7 +56,8 @@ struct AdminClient {
         if rc != 0 {
             let code = errno
             close(fd)
-            throw Unreachable(socketPath: socketPath, reason: String(cString: strerror(code)), permissionDenied: code == EACCES || code == EPERM)
+            throw Unreachable(
+                socketPath: socketPath, reason: String(cString: strerror(code)), permissionDenied: code == EACCES || code == EPERM)
         }
         return fd
     }
@@ -68,13 +69,19 @@ struct AdminClient {
         defer { close(fd) }
         let user = String(cString: getpwuid(getuid())?.pointee.pw_name ?? strdup("uid \(getuid())"))
         var head = "\(method) \(path) HTTP/1.1\r\nHost: slipway\r\nConnection: close\r\nX-Slipway-User: \(user)\r\n"
-        if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" } else if method == "POST" { head += "Content-Length: 0\r\n" }
+        if let body {
+            head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+        } else if method == "POST" {
+            head += "Content-Length: 0\r\n"
+        }
         head += "\r\n"
         try send(fd, Data(head.utf8) + (body ?? Data()))
         var reader = Reader(fd: fd)
         let statusLine = try reader.line()
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Refused(status: 0, message: "bad answer from the daemon: \(statusLine)") }
+        guard parts.count >= 2, let status = Int(parts[1]) else {
+            throw Refused(status: 0, message: "bad answer from the daemon: \(statusLine)")
+        }
         var headers: [String: String] = [:]
         while true {
             let line = try reader.line()
@@ -101,7 +108,8 @@ struct AdminClient {
             deliver(reader.rest())
         }
         if status >= 300 {
-            let message = (try? AdminAPI.decoder.decode(AdminAPI.Problem.self, from: collected))?.error ?? String(decoding: collected, as: UTF8.self)
+            let message =
+                (try? AdminAPI.decoder.decode(AdminAPI.Problem.self, from: collected))?.error ?? String(decoding: collected, as: UTF8.self)
             throw Refused(status: status, message: message)
         }
         return Response(status: status, body: collected)
@@ -119,7 +127,9 @@ struct AdminClient {
         var offset = 0
         while offset < data.count {
             let n = data.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, data.count - offset, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw Unreachable(socketPath: socketPath, reason: String(cString: strerror(errno)), permissionDenied: false) }
+            guard n > 0 else {
+                throw Unreachable(socketPath: socketPath, reason: String(cString: strerror(errno)), permissionDenied: false)
+            }
             offset += n
         }
     }

@@ -46,7 +46,9 @@ struct Daemon {
         if !recovered.interrupted.isEmpty {
             logger.warning(
                 "runs interrupted by a restart marked Error",
-                metadata: ["runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))"])
+                metadata: [
+                    "runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))",
+                ])
         }
         let store = ConfigStore(path: configPath, initial: config)
         let wake = CommitSignal()
@@ -59,14 +61,16 @@ struct Daemon {
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier(environment: environment)
         let webhook = WebhookServer.application(
-            controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port, logger: logger,
+            controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port,
+            logger: logger,
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
                 notifier.ready(status: "Ready: listening on \(shown)")
                 logger.notice(
                     "slipway ready",
                     metadata: [
-                        "webhook.url": "http://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)", "events": "\(log.lastCommittedSeq)",
+                        "webhook.url": "http://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)",
+                        "events": "\(log.lastCommittedSeq)",
                         "tasks": "\(config.tasks.count)",
                     ])
             })
@@ -106,7 +110,9 @@ struct Daemon {
             logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks")
         }
         for file in SecretFileAudit.exposed(in: config) {
-            logger.warning("secret file is readable by group or others; make it 0600, owned by the user slipway runs as", metadata: ["file": "\(file)"])
+            logger.warning(
+                "secret file is readable by group or others; make it 0600, owned by the user slipway runs as", metadata: ["file": "\(file)"]
+            )
         }
         return WebhookIntake(
             verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1), maxBodyBytes: config.webhook.maxBodyBytes)

@@ -18,7 +18,12 @@ struct EventCommand: ParsableCommand {
                 if output == .json { return try printJSON(events) }
                 printTable(
                     ["SEQ", "TYPE", "DELIVERY", "REPOSITORY", "REF", "COMMIT", "RECEIVED"],
-                    events.map { ["\($0.seq)", $0.type, $0.delivery, $0.repository ?? "-", $0.ref ?? "-", $0.after.map(Formatting.short) ?? "-", Formatting.relative($0.receivedAt)] })
+                    events.map {
+                        [
+                            "\($0.seq)", $0.type, $0.delivery, $0.repository ?? "-", $0.ref ?? "-", $0.after.map(Formatting.short) ?? "-",
+                            Formatting.relative($0.receivedAt),
+                        ]
+                    })
             }
         }
     }
@@ -40,18 +45,21 @@ struct EventCommand: ParsableCommand {
     }
 
     struct Replay: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Match a stored event again against the current tasks (trigger 'replay').")
+        static let configuration = CommandConfiguration(
+            abstract: "Match a stored event again against the current tasks (trigger 'replay').")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The event's seq.") var seq: Int64
         @Option(help: "table or json.") var output: OutputFormat = .table
 
         func run() throws {
             try withDaemon {
-                let event = try AdminAPI.decoder.decode(AdminAPI.Event.self, from: client.client.request("POST", "/v1/events/\(seq)/replay").body)
+                let event = try AdminAPI.decoder.decode(
+                    AdminAPI.Event.self, from: client.client.request("POST", "/v1/events/\(seq)/replay").body)
                 if output == .json { return try printJSON(event) }
                 printEvent(event)
                 let queued = (event.trace ?? []).compactMap(\.runId)
-                FileHandleOutput.stdout(queued.isEmpty ? "No run queued." : queued.map { "Queued a run with ID: \($0)" }.joined(separator: "\n"))
+                FileHandleOutput.stdout(
+                    queued.isEmpty ? "No run queued." : queued.map { "Queued a run with ID: \($0)" }.joined(separator: "\n"))
             }
         }
     }
@@ -60,7 +68,8 @@ struct EventCommand: ParsableCommand {
 func printEvent(_ event: AdminAPI.Event) {
     var lines = [
         "Seq          \(event.seq)", "Type         \(event.type)", "Delivery     \(event.delivery)",
-        "Hook ID      \(event.hookId.isEmpty ? "-" : event.hookId)", "Received     \(event.receivedAt) (\(Formatting.relative(event.receivedAt)))",
+        "Hook ID      \(event.hookId.isEmpty ? "-" : event.hookId)",
+        "Received     \(event.receivedAt) (\(Formatting.relative(event.receivedAt)))",
         "Signature    \(event.signature)",
     ]
     if let repo = event.repository { lines.append("Repository   \(repo)") }
@@ -72,7 +81,8 @@ func printEvent(_ event: AdminAPI.Event) {
         if trace.isEmpty {
             FileHandleOutput.stdout("Match trace: no tasks were configured when it was matched.")
         } else {
-            printTable(["TASK", "MATCHED", "RUN", "REASON"], trace.map { [$0.task, $0.matched ? "yes" : "no", $0.runId ?? "-", $0.reason] })
+            printTable(
+                ["TASK", "MATCHED", "RUN", "REASON"], trace.map { [$0.task, $0.matched ? "yes" : "no", $0.runId ?? "-", $0.reason] })
         }
     }
     if let payload = event.payload { FileHandleOutput.stdout("\n" + payload) }

@@ -23,7 +23,12 @@ struct RunCommand: ParsableCommand {
                 if output == .json { return try printJSON(runs) }
                 printTable(
                     ["RUN ID", "TASK", "STATUS", "TRIGGER", "COMMIT", "BRANCH", "STARTED", "DURATION"],
-                    runs.map { [$0.id, $0.task, $0.status, $0.trigger, Formatting.short($0.commit), $0.branch, Formatting.relative($0.createdAt), Formatting.duration($0.durationSeconds)] })
+                    runs.map {
+                        [
+                            $0.id, $0.task, $0.status, $0.trigger, Formatting.short($0.commit), $0.branch,
+                            Formatting.relative($0.createdAt), Formatting.duration($0.durationSeconds),
+                        ]
+                    })
             }
         }
     }
@@ -50,7 +55,8 @@ struct RunCommand: ParsableCommand {
 
         func run() throws {
             try withDaemon {
-                let run = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: client.client.request("POST", "/v1/runs/\(id.urlPathEscaped)/cancel").body)
+                let run = try AdminAPI.decoder.decode(
+                    AdminAPI.Run.self, from: client.client.request("POST", "/v1/runs/\(id.urlPathEscaped)/cancel").body)
                 FileHandleOutput.stdout("Run \(run.id): \(run.status)\(run.reason.isEmpty ? "" : " (\(run.reason))")")
             }
         }
@@ -61,7 +67,8 @@ func printRun(_ run: AdminAPI.Run) {
     var rows: [(String, String)] = [
         ("Run ID", run.id), ("Task", run.task), ("Status", run.status), ("Trigger", run.trigger),
         ("Commit", run.commit), ("Branch", run.branch), ("Attempt", "\(run.attempt)"),
-        ("Queued", "\(run.createdAt) (\(Formatting.relative(run.createdAt)))"), ("Updated", "\(run.updatedAt) (\(Formatting.relative(run.updatedAt)))"),
+        ("Queued", "\(run.createdAt) (\(Formatting.relative(run.createdAt)))"),
+        ("Updated", "\(run.updatedAt) (\(Formatting.relative(run.updatedAt)))"),
     ]
     if let event = run.event { rows.append(("Event", "\(event)")) }
     if !run.step.isEmpty { rows.append(("Step", run.step)) }
@@ -109,6 +116,10 @@ func streamLog(_ client: AdminClient, id: String, follow: Bool) throws {
 }
 
 extension String {
-    var urlQueryEscaped: String { addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? self }
-    var urlPathEscaped: String { addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? self }
+    var urlQueryEscaped: String {
+        addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? self
+    }
+    var urlPathEscaped: String {
+        addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? self
+    }
 }

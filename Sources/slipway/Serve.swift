@@ -8,7 +8,7 @@ import SlipwayCore
 import SlipwayServer
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Serve: AsyncParsableCommand {

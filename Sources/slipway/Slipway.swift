@@ -3,7 +3,7 @@ import Foundation
 import SlipwayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `slipway`: the daemon and the operator's commands in one binary.

@@ -18,7 +18,12 @@ struct TaskCommand: ParsableCommand {
                 if output == .json { return try printJSON(tasks) }
                 printTable(
                     ["NAME", "CONTEXT", "ENABLED", "LAST RUN", "STATUS", "WHEN"],
-                    tasks.map { [$0.name, $0.context, $0.enabled ? "yes" : "no", $0.lastRun?.id ?? "-", $0.lastRun?.status ?? "-", $0.lastRun.map { Formatting.relative($0.updatedAt) } ?? "-"] })
+                    tasks.map {
+                        [
+                            $0.name, $0.context, $0.enabled ? "yes" : "no", $0.lastRun?.id ?? "-", $0.lastRun?.status ?? "-",
+                            $0.lastRun.map { Formatting.relative($0.updatedAt) } ?? "-",
+                        ]
+                    })
             }
         }
     }
@@ -66,11 +71,14 @@ struct TaskCommand: ParsableCommand {
     /// The task-defining flags shared by create and update.
     struct Definition: ParsableArguments {
         @Option(help: "url#branch:folder") var context: String?
-        @Option(name: [.customShort("t"), .customLong("tag")], help: "An image tag (repeatable); templates like {{.Run.ID}} work.") var tags: [String] = []
-        @Option(name: [.customShort("f"), .customLong("file")], help: "The Dockerfile, relative to the context folder.") var dockerfile: String?
+        @Option(name: [.customShort("t"), .customLong("tag")], help: "An image tag (repeatable); templates like {{.Run.ID}} work.")
+        var tags: [String] = []
+        @Option(name: [.customShort("f"), .customLong("file")], help: "The Dockerfile, relative to the context folder.") var dockerfile:
+            String?
         @Option(help: "A file holding the git token for a private repository.") var gitTokenFile: String?
         @Option(name: .customLong("arg"), help: "A build arg K=V (repeatable).") var args: [String] = []
-        @Option(name: .customLong("secret-arg"), help: "A secret build arg K=FILE (repeatable); the value is read from FILE.") var secretArgs: [String] = []
+        @Option(name: .customLong("secret-arg"), help: "A secret build arg K=FILE (repeatable); the value is read from FILE.")
+        var secretArgs: [String] = []
         @Flag(help: "Build only, do not push.") var noPush = false
         @Option(help: "Like 30m or 1h.") var timeout: String?
     }
@@ -128,7 +136,8 @@ func showTask(_ client: AdminClient, name: String, output: OutputFormat) throws 
     let task = try client.get("/v1/tasks/\(name.urlPathEscaped)", as: AdminAPI.Task.self)
     if output == .json { return try printJSON(task) }
     var lines = [
-        "Name         \(task.name)", "Context      \(task.context)", "Dockerfile   \(task.dockerfile)", "Tags         \(task.tags.joined(separator: ", "))",
+        "Name         \(task.name)", "Context      \(task.context)", "Dockerfile   \(task.dockerfile)",
+        "Tags         \(task.tags.joined(separator: ", "))",
         "Push         \(task.push ? "yes" : "no")", "Enabled      \(task.enabled ? "yes" : "no")", "Timeout      \(task.timeout)",
         "Defined in   \(task.definedIn)\(task.editable ? "" : " (not editable from the CLI)")",
     ]

@@ -23,7 +23,8 @@ struct TaskFiles {
             throw ExitCode(1)
         }
         guard task.definedIn == path(name) else {
-            FileHandleOutput.stderr("error: task '\(name)' is defined in \(task.definedIn):\(task.line); edit that file (the CLI changes only tasks.d/ files)")
+            FileHandleOutput.stderr(
+                "error: task '\(name)' is defined in \(task.definedIn):\(task.line); edit that file (the CLI changes only tasks.d/ files)")
             throw ExitCode(1)
         }
         return task
@@ -39,7 +40,9 @@ struct TaskFiles {
             FileHandleOutput.stderr("error: cannot read the config: \(error)")
             throw ExitCode(1)
         }
-        var files = FileText.list(directory, suffix: ".yaml").filter { $0 != target }.compactMap { f in (try? FileText.read(f)).map { (f, $0) } }
+        var files = FileText.list(directory, suffix: ".yaml").filter { $0 != target }.compactMap { f in
+            (try? FileText.read(f)).map { (f, $0) }
+        }
         files.append((target, yaml))
         files.sort { $0.0 < $1.0 }
         do {
@@ -65,20 +68,26 @@ struct TaskFiles {
         func q(_ s: String) -> String { JSONText.quote(s) }
         func pairs(_ items: [String], flag: String) throws -> [(String, String)] {
             try items.map { item in
-                guard let eq = item.firstIndex(of: "="), eq != item.startIndex else { throw ValidationError("\(flag) needs K=V, got '\(item)'") }
+                guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                    throw ValidationError("\(flag) needs K=V, got '\(item)'")
+                }
                 return (String(item[..<eq]), String(item[item.index(after: eq)...]))
             }
         }
         let context = d.context ?? base.map { $0.context.description } ?? ""
         let tags = d.tags.isEmpty ? (base?.tags ?? []) : d.tags
-        var lines = ["# Written by `slipway task create`; edit with `slipway task update \(name)`.", "name: \(q(name))", "context: \(q(context))"]
+        var lines = [
+            "# Written by `slipway task create`; edit with `slipway task update \(name)`.", "name: \(q(name))", "context: \(q(context))",
+        ]
         lines.append("tags: [\(tags.map(q).joined(separator: ", "))]")
         if let f = d.dockerfile ?? base?.dockerfile { lines.append("dockerfile: \(q(f))") }
         if let token = d.gitTokenFile.map(FileText.absolute) ?? base?.gitTokenFile { lines.append("git_token_file: \(q(token))") }
         let args = d.args.isEmpty ? (base?.buildArgs.map { ($0.key, $0.value) } ?? []) : try pairs(d.args, flag: "--arg")
         if !args.isEmpty { lines.append("build_args: { \(args.map { "\(q($0.0)): \(q($0.1))" }.joined(separator: ", ")) }") }
-        let secrets = d.secretArgs.isEmpty
-            ? (base?.secretBuildArgs.map { ($0.key, $0.value) } ?? []) : try pairs(d.secretArgs, flag: "--secret-arg").map { ($0.0, FileText.absolute($0.1)) }
+        let secrets =
+            d.secretArgs.isEmpty
+            ? (base?.secretBuildArgs.map { ($0.key, $0.value) } ?? [])
+            : try pairs(d.secretArgs, flag: "--secret-arg").map { ($0.0, FileText.absolute($0.1)) }
         if !secrets.isEmpty { lines.append("secret_build_args: { \(secrets.map { "\(q($0.0)): \(q($0.1))" }.joined(separator: ", ")) }") }
         let push = d.noPush ? false : (base?.push ?? true)
         lines.append("push: \(push)")
@@ -86,7 +95,9 @@ struct TaskFiles {
         if let base {
             // What the flags cannot say is kept from the file being updated.
             if !base.paths.include.isEmpty || !base.paths.exclude.isEmpty {
-                lines.append("paths: { include: [\(base.paths.include.map(q).joined(separator: ", "))], exclude: [\(base.paths.exclude.map(q).joined(separator: ", "))] }")
+                lines.append(
+                    "paths: { include: [\(base.paths.include.map(q).joined(separator: ", "))], exclude: [\(base.paths.exclude.map(q).joined(separator: ", "))] }"
+                )
             }
             if base.noCache { lines.append("no_cache: true") }
             if !base.enabled { lines.append("enabled: false") }

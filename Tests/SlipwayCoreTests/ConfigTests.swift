@@ -79,28 +79,49 @@ import Testing
     @Test(arguments: [
         ("listn: \"127.0.0.1:8080\"\n", "bad.yaml:1: listn: unknown key 'listn' (did you mean 'listen'?)"),
         ("listen: \"8080\"\n", "bad.yaml:1: listen: expected host:port (like 127.0.0.1:8080 or [::1]:8080), got '8080'"),
-        ("builds:\n  default_timeout: \"1 hour\"\n",
-         "bad.yaml:2: builds.default_timeout: invalid duration '1 hour': use a number with a unit, like 90s, 30m, 1h or 1h30m"),
+        (
+            "builds:\n  default_timeout: \"1 hour\"\n",
+            "bad.yaml:2: builds.default_timeout: invalid duration '1 hour': use a number with a unit, like 90s, 30m, 1h or 1h30m"
+        ),
         ("webhook:\n  max_body_bytes: big\n", "bad.yaml:2: webhook.max_body_bytes: expected a whole number, got 'big'"),
         ("webhook:\n  allow_sha1: maybe\n", "bad.yaml:2: webhook.allow_sha1: expected true or false, got 'maybe'"),
-        ("webhook:\n  secret_files: [missing]\n", "bad.yaml:2: webhook.secret_files[0]: cannot read secret file missing: No such file or directory"),
+        (
+            "webhook:\n  secret_files: [missing]\n",
+            "bad.yaml:2: webhook.secret_files[0]: cannot read secret file missing: No such file or directory"
+        ),
         ("webhook:\n  secret_files: \"secrets/webhook\"\n", "bad.yaml:2: webhook.secret_files: expected a list, got 'secrets/webhook'"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git\"\n    tags: [r/web]\n",
-         "bad.yaml:3: tasks[0].context: context 'https://github.com/o/r.git' has no branch: write it as url#branch or url#branch:folder"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n",
-         "bad.yaml:2: tasks[0]: missing required key 'tags'"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n    tags: [r/web]\n  - name: web\n    context: \"https://github.com/o/s.git#main\"\n    tags: [r/s]\n",
-         "bad.yaml:5: tasks[1].name: duplicate task name 'web' (first defined at bad.yaml:2)"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n    tags: [\"r/web:{{.Run.Number}}\"]\n",
-         "bad.yaml:4: tasks[0].tags[0]: unknown template variable '{{.Run.Number}}' in 'r/web:{{.Run.Number}}' (known: {{.Run.ID}}, {{.Commit}}, {{.Commit.Short}}, {{.Branch}}, {{.Tag}}, {{.Task}}, {{.Date}})"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main:../etc\"\n    tags: [r/web]\n",
-         "bad.yaml:3: tasks[0].context: folder '../etc' must not contain '..'"),
-        ("tasks:\n  - name: web\n    context: \"https://bot:hunter2@github.com/o/r.git#main\"\n    tags: [r/web]\n",
-         "bad.yaml:3: tasks[0].context: repository URL must not contain a password; put the token in git_token_file"),
-        ("tasks:\n  - name: Web App\n    context: \"https://github.com/o/r.git#main\"\n    tags: [r/web]\n",
-         "bad.yaml:2: tasks[0].name: task name 'Web App' must be 1 to 63 of a-z, 0-9, '-', '_' and start with a letter or digit"),
-        ("tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#-x\"\n    tags: [r/web]\n    timout: 30m\n",
-         "bad.yaml:3: tasks[0].context: branch '-x' must not start with '-'\nbad.yaml:5: tasks[0].timout: unknown key 'timout' (did you mean 'timeout'?)"),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git\"\n    tags: [r/web]\n",
+            "bad.yaml:3: tasks[0].context: context 'https://github.com/o/r.git' has no branch: write it as url#branch or url#branch:folder"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n",
+            "bad.yaml:2: tasks[0]: missing required key 'tags'"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n    tags: [r/web]\n  - name: web\n    context: \"https://github.com/o/s.git#main\"\n    tags: [r/s]\n",
+            "bad.yaml:5: tasks[1].name: duplicate task name 'web' (first defined at bad.yaml:2)"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n    tags: [\"r/web:{{.Run.Number}}\"]\n",
+            "bad.yaml:4: tasks[0].tags[0]: unknown template variable '{{.Run.Number}}' in 'r/web:{{.Run.Number}}' (known: {{.Run.ID}}, {{.Commit}}, {{.Commit.Short}}, {{.Branch}}, {{.Tag}}, {{.Task}}, {{.Date}})"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main:../etc\"\n    tags: [r/web]\n",
+            "bad.yaml:3: tasks[0].context: folder '../etc' must not contain '..'"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://bot:hunter2@github.com/o/r.git#main\"\n    tags: [r/web]\n",
+            "bad.yaml:3: tasks[0].context: repository URL must not contain a password; put the token in git_token_file"
+        ),
+        (
+            "tasks:\n  - name: Web App\n    context: \"https://github.com/o/r.git#main\"\n    tags: [r/web]\n",
+            "bad.yaml:2: tasks[0].name: task name 'Web App' must be 1 to 63 of a-z, 0-9, '-', '_' and start with a letter or digit"
+        ),
+        (
+            "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#-x\"\n    tags: [r/web]\n    timout: 30m\n",
+            "bad.yaml:3: tasks[0].context: branch '-x' must not start with '-'\nbad.yaml:5: tasks[0].timout: unknown key 'timout' (did you mean 'timeout'?)"
+        ),
         ("registries:\n  - server: r.example\n    username: bot\n", "bad.yaml:2: registries[0]: missing required key 'password_file'"),
         ("listen: \"127.0.0.1:8080\"\nlisten: \"127.0.0.1:9090\"\n", "bad.yaml:1: duplicate key 'listen'"),
         ("webhook:\n  secret_files: [a\n", "bad.yaml:3: invalid YAML: did not find expected ',' or ']'"),

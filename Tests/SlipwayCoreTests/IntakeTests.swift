@@ -6,10 +6,13 @@ import Testing
 @Suite struct IntakeTests {
     let secret = Array("topsecret".utf8)
     var intake: WebhookIntake {
-        WebhookIntake(verifier: SignatureVerifier(secrets: [WebhookSecret(name: "/s/webhook", value: secret)], allowSHA1: false), maxBodyBytes: 4096)
+        WebhookIntake(
+            verifier: SignatureVerifier(secrets: [WebhookSecret(name: "/s/webhook", value: secret)], allowSHA1: false), maxBodyBytes: 4096)
     }
 
-    func headers(_ body: [UInt8], event: String? = "push", delivery: String? = "d-1", type: String = "application/json") -> [(name: String, value: String)] {
+    func headers(_ body: [UInt8], event: String? = "push", delivery: String? = "d-1", type: String = "application/json") -> [(
+        name: String, value: String
+    )] {
         var h: [(name: String, value: String)] = [("Content-Type", type)]
         if let event { h.append(("X-GitHub-Event", event)) }
         if let delivery { h.append(("X-GitHub-Delivery", delivery)) }
@@ -36,23 +39,34 @@ import Testing
 
     @Test func formEncodedPayload() throws {
         let json = #"{"zen":"Speak like a human.","hook_id":7}"#
-        let encoded = "payload=" + json.utf8.map { c -> String in
-            let ch = Character(Unicode.Scalar(c))
-            return ch.isLetter || ch.isNumber ? String(ch) : "%" + [c].hexString.uppercased()
-        }.joined()
+        let encoded =
+            "payload="
+            + json.utf8.map { c -> String in
+                let ch = Character(Unicode.Scalar(c))
+                return ch.isLetter || ch.isNumber ? String(ch) : "%" + [c].hexString.uppercased()
+            }.joined()
         let body = Array(encoded.utf8)
-        let accepted = try intake.inspect(headers: headers(body, event: "ping", type: "application/x-www-form-urlencoded"), body: body).get()
+        let accepted = try intake.inspect(headers: headers(body, event: "ping", type: "application/x-www-form-urlencoded"), body: body)
+            .get()
         #expect(accepted.zen == "Speak like a human.")
         #expect(accepted.delivery.body == body, "the exact bytes received are stored")
     }
 
     @Test func answersOfTheTable() {
         let body = Array(#"{"a":1}"#.utf8)
-        #expect(rejection(intake.inspect(headers: headers(body, type: "text/plain"), body: body)) == .init(status: 415, reason: "content type 'text/plain' is not application/json or application/x-www-form-urlencoded"))
-        #expect(rejection(intake.inspect(headers: headers(body, event: nil), body: body)) == .init(status: 400, reason: "missing X-GitHub-Event header"))
-        #expect(rejection(intake.inspect(headers: headers(body, delivery: nil), body: body)) == .init(status: 400, reason: "missing X-GitHub-Delivery header"))
+        #expect(
+            rejection(intake.inspect(headers: headers(body, type: "text/plain"), body: body))
+                == .init(status: 415, reason: "content type 'text/plain' is not application/json or application/x-www-form-urlencoded"))
+        #expect(
+            rejection(intake.inspect(headers: headers(body, event: nil), body: body))
+                == .init(status: 400, reason: "missing X-GitHub-Event header"))
+        #expect(
+            rejection(intake.inspect(headers: headers(body, delivery: nil), body: body))
+                == .init(status: 400, reason: "missing X-GitHub-Delivery header"))
         let broken = Array(#"{"a":1"#.utf8)
-        #expect(rejection(intake.inspect(headers: headers(broken), body: broken)) == .init(status: 400, reason: "payload is not valid JSON: invalid JSON at byte 6: expected '}'"))
+        #expect(
+            rejection(intake.inspect(headers: headers(broken), body: broken))
+                == .init(status: 400, reason: "payload is not valid JSON: invalid JSON at byte 6: expected '}'"))
         var unsigned = headers(body)
         unsigned.removeLast()
         #expect(rejection(intake.inspect(headers: unsigned, body: body))?.status == 401)
@@ -61,7 +75,9 @@ import Testing
         // A signature made with another secret is refused before anything else is looked at.
         var forged = headers(body, type: "text/plain")
         forged[forged.count - 1].value = "sha256=" + HMAC.digest(.sha256, key: Array("guess".utf8), message: body).hexString
-        #expect(rejection(intake.inspect(headers: forged, body: body)) == .init(status: 401, reason: "signature does not match any configured secret"))
+        #expect(
+            rejection(intake.inspect(headers: forged, body: body))
+                == .init(status: 401, reason: "signature does not match any configured secret"))
     }
 
     @Test(arguments: [

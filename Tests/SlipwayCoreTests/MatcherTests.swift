@@ -3,7 +3,10 @@ import Testing
 @testable import SlipwayCore
 
 @Suite struct MatcherTests {
-    static func task(_ context: String = "https://github.com/octo-org/aci-helloworld.git#main", include: [String] = [], exclude: [String] = [], enabled: Bool = true) -> TaskDefinition {
+    static func task(
+        _ context: String = "https://github.com/octo-org/aci-helloworld.git#main", include: [String] = [], exclude: [String] = [],
+        enabled: Bool = true
+    ) -> TaskDefinition {
         TaskDefinition(
             name: "hello", context: try! GitContext.parse(context), dockerfile: "Dockerfile", tags: ["r/app:latest"], gitTokenFile: nil,
             buildArgs: [], secretBuildArgs: [], paths: .init(include: include, exclude: exclude), push: true, noCache: false, timeout: nil,
@@ -19,26 +22,41 @@ import Testing
         #expect(push.after == "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c")
         #expect(TaskMatcher.verdict(task: Self.task(), eventType: "push", push: push) == .matched)
         // clone, html and ssh URLs all name the same repository
-        #expect(TaskMatcher.verdict(task: Self.task("git@github.com:octo-org/aci-helloworld.git#main"), eventType: "push", push: push) == .matched)
+        #expect(
+            TaskMatcher.verdict(task: Self.task("git@github.com:octo-org/aci-helloworld.git#main"), eventType: "push", push: push)
+                == .matched)
     }
 
     @Test func everySkipSaysWhy() throws {
         let t = Self.task("https://github.com/octo-org/aci-helloworld.git#main:app")
         #expect(TaskMatcher.verdict(task: t, eventType: "push", push: try Self.fixture("push-docs-only")).reason.hasPrefix("none of the"))
-        #expect(TaskMatcher.verdict(task: Self.task(), eventType: "push", push: try Self.fixture("push-skip-ci")) == .skipped("head commit message contains [skip ci]"))
-        #expect(TaskMatcher.verdict(task: Self.task(), eventType: "push", push: try Self.fixture("push-other-branch")).reason.hasPrefix("branch '"))
-        #expect(TaskMatcher.verdict(task: Self.task("https://github.com/octo-org/aci-helloworld.git#old"), eventType: "push", push: try Self.fixture("push-branch-deleted")) == .skipped("branch 'old' was deleted"))
+        #expect(
+            TaskMatcher.verdict(task: Self.task(), eventType: "push", push: try Self.fixture("push-skip-ci"))
+                == .skipped("head commit message contains [skip ci]"))
+        #expect(
+            TaskMatcher.verdict(task: Self.task(), eventType: "push", push: try Self.fixture("push-other-branch")).reason.hasPrefix(
+                "branch '"))
+        #expect(
+            TaskMatcher.verdict(
+                task: Self.task("https://github.com/octo-org/aci-helloworld.git#old"), eventType: "push",
+                push: try Self.fixture("push-branch-deleted")) == .skipped("branch 'old' was deleted"))
         #expect(TaskMatcher.verdict(task: Self.task(), eventType: "push", push: try Self.fixture("push-tag")).reason.hasPrefix("tag push"))
         #expect(TaskMatcher.verdict(task: Self.task(), eventType: "ping", push: nil) == .skipped("'ping' events do not trigger builds"))
-        #expect(TaskMatcher.verdict(task: Self.task(enabled: false), eventType: "push", push: try Self.fixture("push")) == .skipped("task is disabled"))
-        #expect(TaskMatcher.verdict(task: Self.task("https://github.com/other/repo.git#main"), eventType: "push", push: try Self.fixture("push"))
-            == .skipped("repository github.com/octo-org/aci-helloworld is not github.com/other/repo"))
+        #expect(
+            TaskMatcher.verdict(task: Self.task(enabled: false), eventType: "push", push: try Self.fixture("push"))
+                == .skipped("task is disabled"))
+        #expect(
+            TaskMatcher.verdict(
+                task: Self.task("https://github.com/other/repo.git#main"), eventType: "push", push: try Self.fixture("push"))
+                == .skipped("repository github.com/octo-org/aci-helloworld is not github.com/other/repo"))
     }
 
     @Test func pathFilters() {
         let files = ["app/main.go", "docs/readme.md"]
         #expect(TaskMatcher.pathsReason(task: Self.task("https://g/r.git#main:app"), files: files) == nil)
-        #expect(TaskMatcher.pathsReason(task: Self.task("https://g/r.git#main:web"), files: files) == "none of the 2 changed files pass folder 'web'")
+        #expect(
+            TaskMatcher.pathsReason(task: Self.task("https://g/r.git#main:web"), files: files)
+                == "none of the 2 changed files pass folder 'web'")
         #expect(TaskMatcher.pathsReason(task: Self.task(exclude: ["**/*.md", "app/**"]), files: files) != nil)
         #expect(TaskMatcher.pathsReason(task: Self.task(include: ["docs/**"]), files: files) == nil)
         #expect(TaskMatcher.pathsReason(task: Self.task("https://g/r.git#main:web"), files: []) == nil, "an unknown file list builds")

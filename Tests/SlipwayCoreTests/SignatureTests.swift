@@ -7,19 +7,26 @@ import Testing
     @Test func githubPublishedVector() {
         let digest = HMAC.digest(.sha256, key: Array("It's a Secret to Everybody".utf8), message: Array("Hello, World!".utf8))
         #expect(digest.hexString == "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
-        let verifier = SignatureVerifier(secrets: [WebhookSecret(name: "/etc/slipway/secrets/webhook", value: Array("It's a Secret to Everybody".utf8))], allowSHA1: false)
+        let verifier = SignatureVerifier(
+            secrets: [WebhookSecret(name: "/etc/slipway/secrets/webhook", value: Array("It's a Secret to Everybody".utf8))],
+            allowSHA1: false)
         let label = try? verifier.verify(
             sha256: "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", sha1: nil, body: Array("Hello, World!".utf8))
         #expect(label == "sha256:/etc/slipway/secrets/webhook")
     }
 
     @Test func oneFlippedBitIsRefused() {
-        let verifier = SignatureVerifier(secrets: [WebhookSecret(name: "s", value: Array("It's a Secret to Everybody".utf8))], allowSHA1: false)
+        let verifier = SignatureVerifier(
+            secrets: [WebhookSecret(name: "s", value: Array("It's a Secret to Everybody".utf8))], allowSHA1: false)
         #expect(throws: SignatureVerifier.Failure.mismatch) {
-            try verifier.verify(sha256: "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e16", sha1: nil, body: Array("Hello, World!".utf8))
+            try verifier.verify(
+                sha256: "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e16", sha1: nil,
+                body: Array("Hello, World!".utf8))
         }
         #expect(throws: SignatureVerifier.Failure.mismatch) {
-            try verifier.verify(sha256: "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", sha1: nil, body: Array("Hello, World?".utf8))
+            try verifier.verify(
+                sha256: "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", sha1: nil,
+                body: Array("Hello, World?".utf8))
         }
     }
 

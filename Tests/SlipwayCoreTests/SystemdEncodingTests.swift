@@ -17,7 +17,9 @@ import Testing
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
         #expect(bound == 0)
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
         notifier.ready(status: "Listening on 127.0.0.1:8080")
@@ -45,7 +47,10 @@ import Testing
         let handler = JournalLogHandler(level: .info, socketPath: "/nonexistent")
         let event = LogEvent(
             level: .notice, message: "run started",
-            metadata: ["run.id": "sw7", "task": "web", "event.seq": "42", "delivery.id": "d-1", "repo": "octo/web", "commit": "0d1a26e", "http.peer": "1.2.3.4"],
+            metadata: [
+                "run.id": "sw7", "task": "web", "event.seq": "42", "delivery.id": "d-1", "repo": "octo/web", "commit": "0d1a26e",
+                "http.peer": "1.2.3.4",
+            ],
             source: "t", file: #fileID, function: #function, line: #line)
         let fields = Dictionary(uniqueKeysWithValues: handler.fields(for: event))
         #expect(fields["MESSAGE"] == "run started")

@@ -23,7 +23,8 @@ import Testing
         let database = try Database(path: dir + "/slipway.sqlite", busyTimeoutMilliseconds: busyTimeout)
         let log = try EventLog(database: database)
         let intake = WebhookIntake(
-            verifier: SignatureVerifier(secrets: [WebhookSecret(name: "/etc/slipway/secrets/webhook", value: Array(Self.secret.utf8))], allowSHA1: false),
+            verifier: SignatureVerifier(
+                secrets: [WebhookSecret(name: "/etc/slipway/secrets/webhook", value: Array(Self.secret.utf8))], allowSHA1: false),
             maxBodyBytes: maxBody)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -32,13 +33,16 @@ import Testing
         try await app.test(.router) { client in try await body(client, log) }
     }
 
-    static func signed(_ body: String, event: String? = "push", delivery: String? = UUID().uuidString, hook: String = "9",
-                       contentType: String = "application/json") -> HTTPFields {
+    static func signed(
+        _ body: String, event: String? = "push", delivery: String? = UUID().uuidString, hook: String = "9",
+        contentType: String = "application/json"
+    ) -> HTTPFields {
         var h: HTTPFields = [.contentType: contentType]
         if let event { h[HTTPField.Name("X-GitHub-Event")!] = event }
         if let delivery { h[HTTPField.Name("X-GitHub-Delivery")!] = delivery }
         h[HTTPField.Name("X-GitHub-Hook-ID")!] = hook
-        h[HTTPField.Name("X-Hub-Signature-256")!] = "sha256=" + HMAC.digest(.sha256, key: Array(secret.utf8), message: Array(body.utf8)).hexString
+        h[HTTPField.Name("X-Hub-Signature-256")!] =
+            "sha256=" + HMAC.digest(.sha256, key: Array(secret.utf8), message: Array(body.utf8)).hexString
         return h
     }
 
@@ -50,7 +54,9 @@ import Testing
 
     @Test func newDeliveryIs202AfterCommit() async throws {
         try await withApp { client, log in
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, delivery: "abc-1"), body: ByteBuffer(string: Self.push))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, delivery: "abc-1"),
+                body: ByteBuffer(string: Self.push))
             #expect(r.status == .accepted)
             #expect(Self.json(r)["event"] as? Int == 1)
             #expect(Self.json(r)["delivery"] as? String == "abc-1")
@@ -66,7 +72,8 @@ import Testing
         try await withApp { client, log in
             let headers = Self.signed(Self.push, delivery: "abc-2")
             _ = try await client.execute(uri: "/webhooks/github", method: .post, headers: headers, body: ByteBuffer(string: Self.push))
-            let again = try await client.execute(uri: "/webhooks/github", method: .post, headers: headers, body: ByteBuffer(string: Self.push))
+            let again = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: headers, body: ByteBuffer(string: Self.push))
             #expect(again.status == .ok)
             #expect(Self.json(again)["duplicate"] as? Bool == true)
             #expect(Self.json(again)["event"] as? Int == 1)
@@ -77,7 +84,8 @@ import Testing
     @Test func pingAnswersZenAndIsRecorded() async throws {
         let ping = try String(contentsOfFile: Fixtures.path("github/ping.json"), encoding: .utf8)
         try await withApp { client, log in
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(ping, event: "ping"), body: ByteBuffer(string: ping))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(ping, event: "ping"), body: ByteBuffer(string: ping))
             #expect(r.status == .ok)
             #expect((Self.json(r)["zen"] as? String)?.isEmpty == false)
             #expect(try await log.event(seq: 1)?.eventType == "ping")
@@ -102,7 +110,8 @@ import Testing
     @Test func bodyOverTheLimitIs413() async throws {
         try await withApp(maxBody: 2048) { client, log in
             let big = "{\"pad\":\"" + String(repeating: "x", count: 4096) + "\"}"
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(big), body: ByteBuffer(string: big))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(big), body: ByteBuffer(string: big))
             #expect(r.status == .contentTooLarge)
             #expect(r.headers[.connection] == "close")
             #expect(try await log.events(after: 0).isEmpty)
@@ -111,7 +120,9 @@ import Testing
 
     @Test func otherContentTypeIs415() async throws {
         try await withApp { client, _ in
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, contentType: "text/plain"), body: ByteBuffer(string: Self.push))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, contentType: "text/plain"),
+                body: ByteBuffer(string: Self.push))
             #expect(r.status == .unsupportedMediaType)
         }
     }
@@ -119,7 +130,9 @@ import Testing
     @Test func formEncodedPayloadIsAccepted() async throws {
         try await withApp { client, log in
             let form = "payload=" + Self.push.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(form, contentType: "application/x-www-form-urlencoded"), body: ByteBuffer(string: form))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(form, contentType: "application/x-www-form-urlencoded"),
+                body: ByteBuffer(string: form))
             #expect(r.status == .accepted)
             #expect(try await log.event(seq: 1)?.body == Array(form.utf8))
         }
@@ -127,13 +140,16 @@ import Testing
 
     @Test func missingHeadersOrBadJSONAre400WithTheReason() async throws {
         try await withApp { client, log in
-            let noEvent = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, event: nil), body: ByteBuffer(string: Self.push))
+            let noEvent = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, event: nil), body: ByteBuffer(string: Self.push))
             #expect(noEvent.status == .badRequest)
             #expect(Self.json(noEvent)["error"] as? String == "missing X-GitHub-Event header")
-            let noDelivery = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, delivery: nil), body: ByteBuffer(string: Self.push))
+            let noDelivery = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push, delivery: nil), body: ByteBuffer(string: Self.push))
             #expect(Self.json(noDelivery)["error"] as? String == "missing X-GitHub-Delivery header")
             let broken = "{\"ref\": "
-            let bad = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(broken), body: ByteBuffer(string: broken))
+            let bad = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(broken), body: ByteBuffer(string: broken))
             #expect(bad.status == .badRequest)
             #expect((Self.json(bad)["error"] as? String)?.hasPrefix("payload is not valid JSON") == true)
             #expect(try await log.events(after: 0).isEmpty)
@@ -142,7 +158,8 @@ import Testing
 
     @Test func unknownEventTypesAreRecordedAnd202() async throws {
         try await withApp { client, log in
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed("{}", event: "star"), body: ByteBuffer(string: "{}"))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed("{}", event: "star"), body: ByteBuffer(string: "{}"))
             #expect(r.status == .accepted)
             #expect(try await log.event(seq: 1)?.eventType == "star")
         }
@@ -153,7 +170,8 @@ import Testing
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
             let blocker = try SQLiteConnection(path: log.database.path)
             try blocker.execute("BEGIN EXCLUSIVE")
-            let r = try await client.execute(uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push), body: ByteBuffer(string: Self.push))
+            let r = try await client.execute(
+                uri: "/webhooks/github", method: .post, headers: Self.signed(Self.push), body: ByteBuffer(string: Self.push))
             #expect(r.status == .serviceUnavailable)
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .serviceUnavailable)
             try blocker.execute("ROLLBACK")

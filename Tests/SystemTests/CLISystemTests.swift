@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The operator's CLI against the real daemon over its admin socket, with real builds.
@@ -16,11 +16,13 @@ struct CLISystemTests {
 
     static func setup(_ steps: String = "", maxConcurrent: Int = 2, failing: Bool = false) throws -> (DaemonProcess, GitRepo, String) {
         let repo = try GitRepo(name: PipelineSystemTests.name("cli"))
-        let dockerfile = failing
+        let dockerfile =
+            failing
             ? "FROM \(TestEnvironment.baseImage)\nRUN echo 'linking' && echo 'ld: undefined reference to main' && exit 2\n"
             : PipelineSystemTests.dockerfile("ENV SLIPWAY_TEST_REPO=\(repo.name)\n" + steps)  // no cache shared between tests
         let sha = try repo.commit(["app/Dockerfile": dockerfile, "app/hello.txt": "x"])
-        let daemon = try PipelineSystemTests.daemon(tasks: [PipelineSystemTests.task("web", repo: repo, image: repo.name)], maxConcurrent: maxConcurrent)
+        let daemon = try PipelineSystemTests.daemon(
+            tasks: [PipelineSystemTests.task("web", repo: repo, image: repo.name)], maxConcurrent: maxConcurrent)
         daemon.keepAlive.append(repo)
         return (daemon, repo, sha)
     }
@@ -35,7 +37,8 @@ struct CLISystemTests {
         let show = try cli(daemon, ["run", "show", "sw1", "--output", "json"])
         let run = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(show.out.utf8))
         #expect(run.trigger == "manual" && run.status == "Succeeded" && run.commit == sha)
-        #expect(run.images.map(\.tag) == ["\(TestEnvironment.registry)/\(repo.name):latest", "\(TestEnvironment.registry)/\(repo.name):sw1"])
+        #expect(
+            run.images.map(\.tag) == ["\(TestEnvironment.registry)/\(repo.name):latest", "\(TestEnvironment.registry)/\(repo.name):sw1"])
         #expect(run.images.allSatisfy { $0.digest.hasPrefix("sha256:") })
         #expect(Set(run.durations.keys) == ["fetch", "checkout", "build", "push"])
     }
@@ -124,7 +127,8 @@ struct CLISystemTests {
         #expect(replay.out.contains("Queued a run with ID: sw2"))
         let run = try daemon.waitForRun("sw2")
         #expect(run.status == "Succeeded")
-        let json = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw2", "--output", "json"]).out.utf8))
+        let json = try AdminAPI.decoder.decode(
+            AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw2", "--output", "json"]).out.utf8))
         #expect(json.trigger == "replay" && json.event == Int64(seq) && json.commit == sha)
     }
 
@@ -135,16 +139,20 @@ struct CLISystemTests {
         let skipped = try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"], message: "docs [skip ci]"))
         try daemon.waitUntil("trace") { try daemon.traces(event: skipped)["web"] != nil }
 
-        let tasks = try AdminAPI.decoder.decode([AdminAPI.Task].self, from: Data(try cli(daemon, ["task", "list", "--output", "json"]).out.utf8))
+        let tasks = try AdminAPI.decoder.decode(
+            [AdminAPI.Task].self, from: Data(try cli(daemon, ["task", "list", "--output", "json"]).out.utf8))
         #expect(tasks.count == 1)
         #expect(tasks[0].name == "web" && tasks[0].context == "\(repo.url)#main:app" && tasks[0].enabled && tasks[0].push)
         #expect(tasks[0].lastRun?.id == "sw1" && tasks[0].lastRun?.status == "Succeeded")
-        let taskTable = try cli(daemon, ["task", "list"]).out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        let taskTable = try cli(daemon, ["task", "list"]).out.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        }
         #expect(taskTable[0] == ["NAME", "CONTEXT", "ENABLED", "LAST", "RUN", "STATUS", "WHEN"])
         #expect(Array(taskTable[1].prefix(5)) == ["web", "\(repo.url)#main:app", "yes", "sw1", "Succeeded"])
         #expect(taskTable[1].last == "ago")
 
-        let runs = try AdminAPI.decoder.decode([AdminAPI.Run].self, from: Data(try cli(daemon, ["run", "list", "--output", "json"]).out.utf8))
+        let runs = try AdminAPI.decoder.decode(
+            [AdminAPI.Run].self, from: Data(try cli(daemon, ["run", "list", "--output", "json"]).out.utf8))
         #expect(runs.map(\.id) == ["sw1"] && runs[0].trigger == "push" && runs[0].event == Int64(seq) && runs[0].branch == "main")
         #expect(Formatting_iso(runs[0].createdAt) != nil, "ISO-8601 UTC times")
         let runTable = try cli(daemon, ["run", "list"]).out.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
@@ -153,12 +161,16 @@ struct CLISystemTests {
         #expect(try cli(daemon, ["run", "list", "--status", "Failed"]).out.split(separator: "\n").count == 1, "only the header")
         #expect(try cli(daemon, ["run", "list", "--status", "nope"]).status == 1)
 
-        let events = try AdminAPI.decoder.decode([AdminAPI.Event].self, from: Data(try cli(daemon, ["event", "list", "--output", "json"]).out.utf8))
+        let events = try AdminAPI.decoder.decode(
+            [AdminAPI.Event].self, from: Data(try cli(daemon, ["event", "list", "--output", "json"]).out.utf8))
         #expect(events.map(\.seq) == [Int64(skipped), Int64(seq)], "newest first")
-        #expect(events[1].type == "push" && events[1].after == sha && events[1].ref == "refs/heads/main" && events[1].signature.hasPrefix("sha256:"))
+        #expect(
+            events[1].type == "push" && events[1].after == sha && events[1].ref == "refs/heads/main"
+                && events[1].signature.hasPrefix("sha256:"))
         let show = try cli(daemon, ["event", "show", "\(skipped)"])
         #expect(show.out.contains("web   no       -    head commit message contains [skip ci]"), "\(show.out)")
-        let withPayload = try AdminAPI.decoder.decode(AdminAPI.Event.self, from: Data(try cli(daemon, ["event", "show", "\(seq)", "--payload", "--output", "json"]).out.utf8))
+        let withPayload = try AdminAPI.decoder.decode(
+            AdminAPI.Event.self, from: Data(try cli(daemon, ["event", "show", "\(seq)", "--payload", "--output", "json"]).out.utf8))
         #expect(withPayload.trace == [AdminAPI.TraceEntry(task: "web", matched: true, reason: "matched", runId: "sw1")])
         #expect(withPayload.payload?.contains(sha) == true)
     }
@@ -174,7 +186,9 @@ struct CLISystemTests {
         var st = stat()
         #expect(stat(socket, &st) == 0 && st.st_mode & 0o777 == 0o660, "socket mode 0660")
         // A user outside the socket's group is refused by the kernel, and told why.
-        let outsider = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", DaemonProcess.binary, "run", "list", "--socket", socket])
+        let outsider = try run(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", DaemonProcess.binary, "run", "list", "--socket", socket])
         #expect(outsider.status == 3, "\(outsider.err)")
         #expect(outsider.err.contains("permission denied") && outsider.err.contains("slipway"))
     }
@@ -182,10 +196,12 @@ struct CLISystemTests {
     @Test func taskCreateThenPushBuildsWithoutRestart() throws {
         let (daemon, repo, sha) = try Self.setup()
         let image = repo.name + "-api"
-        let create = try cli(daemon, [
-            "task", "create", "api", "--context", "\(repo.url)#main:app", "-t", "\(TestEnvironment.registry)/\(image):{{.Run.ID}}",
-            "--git-token-file", TestEnvironment.tokenFile, "--arg", "VERSION=created",
-        ])
+        let create = try cli(
+            daemon,
+            [
+                "task", "create", "api", "--context", "\(repo.url)#main:app", "-t", "\(TestEnvironment.registry)/\(image):{{.Run.ID}}",
+                "--git-token-file", TestEnvironment.tokenFile, "--arg", "VERSION=created",
+            ])
         #expect(create.status == 0, "\(create.err)")
         #expect(create.out.contains("Name         api"))
         #expect(FileManager.default.fileExists(atPath: daemon.dir + "/tasks.d/api.yaml"))

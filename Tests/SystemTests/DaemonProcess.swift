@@ -2,7 +2,7 @@ import Foundation
 import SlipwayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real `slipway` binary, run as a child process on a temporary data dir and a free port.
@@ -29,7 +29,8 @@ final class DaemonProcess {
         dir = "/tmp/slipway-sys-\(UUID().uuidString.prefix(8))"
         port = try Self.freePort()
         try FileManager.default.createDirectory(atPath: dir + "/secrets", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: dir + "/secrets/webhook", contents: Data((Self.secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        FileManager.default.createFile(
+            atPath: dir + "/secrets/webhook", contents: Data((Self.secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
         let config = """
             listen: "127.0.0.1:\(port)"
             data_dir: "data"
@@ -50,7 +51,8 @@ final class DaemonProcess {
     /// Starts the daemon and waits until `/healthz` answers 200.
     func start() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            throw RawHTTPClient.Failure(description: "no slipway binary at \(Self.binary): run `swift build` (make test does) or set SLIPWAY_BIN")
+            throw RawHTTPClient.Failure(
+                description: "no slipway binary at \(Self.binary): run `swift build` (make test does) or set SLIPWAY_BIN")
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
@@ -134,7 +136,9 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 /// Runs a command with an argument array; returns exit status, stdout and stderr.
-func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, out: String, err: String) {
+func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (
+    status: Int32, out: String, err: String
+) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments

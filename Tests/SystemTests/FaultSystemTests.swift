@@ -3,11 +3,13 @@ import SlipwayCore
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Faults a production host sees: a full disk under data_dir, hostile connections.
-@Suite(.serialized, .enabled(if: getuid() == 0 || TestEnvironment.isCI, "needs root to mount a small tmpfs: run as root (make test in CI does)"))
+@Suite(
+    .serialized,
+    .enabled(if: getuid() == 0 || TestEnvironment.isCI, "needs root to mount a small tmpfs: run as root (make test in CI does)"))
 struct FaultSystemTests {
     /// 1,000 hostile connections (idle, or trickling a header a byte at a time) do not keep a
     /// signed delivery from its 202 within a second.
@@ -23,7 +25,8 @@ struct FaultSystemTests {
         for c in hostile.prefix(500) { try? c.send(Data("a".utf8)) }  // a byte more on some: still trickling
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let started = Date()
-        let answer = try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "legit"), body: body)
+        let answer = try RawHTTPClient(port: daemon.port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "legit"), body: body)
         let elapsed = Date().timeIntervalSince(started)
         #expect(answer.status == 202)
         #expect(elapsed < 1, "answered in \(elapsed) s with 1,000 hostile connections open")
@@ -43,7 +46,9 @@ struct FaultSystemTests {
         try daemon.start()
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let client = try RawHTTPClient(port: daemon.port)
-        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "before-full"), body: body).status == 202)
+        #expect(
+            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "before-full"), body: body)
+                .status == 202)
 
         // Fill the disk.
         let filler = data + "/filler"
@@ -51,7 +56,9 @@ struct FaultSystemTests {
         var refused = 0
         var statuses: [Int] = []
         for n in 0..<40 {
-            let status = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "full-\(n)"), body: body).status
+            let status = try client.request(
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "full-\(n)"), body: body
+            ).status
             statuses.append(status)
             if status == 503 { refused += 1 }
         }
@@ -63,7 +70,9 @@ struct FaultSystemTests {
         // Space returns: the daemon writes again without a restart.
         try FileManager.default.removeItem(atPath: filler)
         try daemon.waitUntil("healthz ok") { (try? client.request("GET", "/healthz").status) == 200 }
-        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-full"), body: body).status == 202)
+        #expect(
+            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-full"), body: body)
+                .status == 202)
 
         // Exactly what got a 2xx is stored, each once; the database is intact.
         let stored = try daemon.storedDeliveries().map(\.id)

@@ -3,7 +3,7 @@ import SlipwayCore
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The build pipeline end to end: signed webhook → real git server → real dockerd → real registry.
@@ -16,7 +16,8 @@ struct PipelineSystemTests {
         "FROM \(TestEnvironment.baseImage)\nENV SLIPWAY_TEST_NONCE=\(UUID().uuidString)\nARG VERSION=unset\n\(steps)RUN echo \"building version $VERSION\"\nCOPY hello.txt /hello.txt\n"
     }
 
-    static func task(_ name: String, repo: GitRepo, image: String, token: String? = TestEnvironment.tokenFile, extra: String = "") -> String {
+    static func task(_ name: String, repo: GitRepo, image: String, token: String? = TestEnvironment.tokenFile, extra: String = "") -> String
+    {
         """
           - name: \(name)
             context: "\(repo.url)#main:app"
@@ -26,9 +27,14 @@ struct PipelineSystemTests {
         """
     }
 
-    static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil, stopGrace: String? = nil) throws -> DaemonProcess {
+    static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil, stopGrace: String? = nil) throws
+        -> DaemonProcess
+    {
         var config = try TestEnvironment.buildConfig(maxConcurrent: maxConcurrent, extraRegistry: extraRegistry)
-        if let stopGrace { config = config.replacingOccurrences(of: "default_timeout: \"5m\"", with: "default_timeout: \"5m\", stop_grace: \"\(stopGrace)\"") }
+        if let stopGrace {
+            config = config.replacingOccurrences(
+                of: "default_timeout: \"5m\"", with: "default_timeout: \"5m\", stop_grace: \"\(stopGrace)\"")
+        }
         config += "\ntasks:\n" + tasks.joined(separator: "\n")
         let daemon = try DaemonProcess(extraConfig: config)
         try daemon.start()
@@ -69,7 +75,9 @@ struct PipelineSystemTests {
         let token = TestEnvironment.token
         #expect(!log.contains(token))
         #expect(!daemon.log.contains(token))
-        let database = try Data(contentsOf: URL(fileURLWithPath: daemon.databasePath)) + ((try? Data(contentsOf: URL(fileURLWithPath: daemon.databasePath + "-wal"))) ?? Data())
+        let database =
+            try Data(contentsOf: URL(fileURLWithPath: daemon.databasePath))
+            + ((try? Data(contentsOf: URL(fileURLWithPath: daemon.databasePath + "-wal"))) ?? Data())
         #expect(database.range(of: Data(token.utf8)) == nil, "token stored in the database")
         #expect(!FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1"), "per-run secrets directory removed")
 
@@ -119,7 +127,8 @@ struct PipelineSystemTests {
         try none.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         let anonymous = try none.waitForRun("sw1")
         #expect(anonymous.status == "Failed")
-        #expect(anonymous.reason.contains("terminal prompts disabled") || anonymous.reason.contains("Authentication"), "\(anonymous.reason)")
+        #expect(
+            anonymous.reason.contains("terminal prompts disabled") || anonymous.reason.contains("Authentication"), "\(anonymous.reason)")
     }
 
     /// A secret build arg reaches the build (via docker's environment, not argv) and is masked in the log.
@@ -129,7 +138,8 @@ struct PipelineSystemTests {
         let secret = "npm_\(UUID().uuidString.prefix(12))"
         try "\(secret)\n".write(toFile: secretFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: secretFile) }
-        let dockerfile = "FROM \(TestEnvironment.baseImage)\nARG NPM_TOKEN\nRUN echo \"token is $NPM_TOKEN\" && sleep 1\nCOPY hello.txt /hello.txt\n"
+        let dockerfile =
+            "FROM \(TestEnvironment.baseImage)\nARG NPM_TOKEN\nRUN echo \"token is $NPM_TOKEN\" && sleep 1\nCOPY hello.txt /hello.txt\n"
         let sha = try repo.commit(["app/Dockerfile": dockerfile, "app/hello.txt": "x"])
         let extra = "    secret_build_args: { NPM_TOKEN: \"\(secretFile)\" }\n    push: false\n"
         let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: extra)])
@@ -156,7 +166,8 @@ struct PipelineSystemTests {
         let repo = try GitRepo(name: Self.name("hostile"))
         try FileManager.default.createDirectory(atPath: repo.work + "/web", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: repo.work + "/app", withDestinationPath: "/etc")
-        try FileManager.default.createSymbolicLink(atPath: repo.work + "/web/Dockerfile", withDestinationPath: "../../../../../../etc/hostname")
+        try FileManager.default.createSymbolicLink(
+            atPath: repo.work + "/web/Dockerfile", withDestinationPath: "../../../../../../etc/hostname")
         let sha = try repo.commit(["web/hello.txt": "x"])
         let web = """
               - name: web
@@ -177,7 +188,8 @@ struct PipelineSystemTests {
         let smuggled = try daemon.push(repo.pushPayload(after: "--upload-pack=touch \(marker)", files: ["web/hello.txt"]))
         try daemon.waitUntil("trace") { try daemon.traces(event: smuggled)["web"] != nil }
         #expect(try daemon.traces(event: smuggled)["web"] == "push has no 'after' commit")
-        let manual = try run(DaemonProcess.binary, ["task", "run", "web", "--branch=--upload-pack=touch \(marker)", "--config", daemon.configPath])
+        let manual = try run(
+            DaemonProcess.binary, ["task", "run", "web", "--branch=--upload-pack=touch \(marker)", "--config", daemon.configPath])
         #expect(manual.status != 0)
         #expect(manual.err.contains("must not start with '-'"), "\(manual.err)")
         #expect(!FileManager.default.fileExists(atPath: marker))
@@ -186,7 +198,10 @@ struct PipelineSystemTests {
 
     @Test func failingDockerfileEndsFailedWithTheError() throws {
         let repo = try GitRepo(name: Self.name("fail"))
-        let sha = try repo.commit(["app/Dockerfile": "FROM \(TestEnvironment.baseImage)\nRUN echo 'compiling' && echo 'main.c:3: error: expected ;' && exit 3\n", "app/hello.txt": "x"])
+        let sha = try repo.commit([
+            "app/Dockerfile": "FROM \(TestEnvironment.baseImage)\nRUN echo 'compiling' && echo 'main.c:3: error: expected ;' && exit 3\n",
+            "app/hello.txt": "x",
+        ])
         let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name)])
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         let run = try daemon.waitForRun("sw1")
@@ -286,7 +301,8 @@ struct PipelineSystemTests {
     @Test func buildsOutlivingTheGraceResumeAtTheNextStart() throws {
         let repo = try GitRepo(name: Self.name("outlive"))
         let sha = try repo.commit(["app/Dockerfile": Self.dockerfile("RUN echo started && sleep 47\n"), "app/hello.txt": "x"])
-        let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: "    timeout: \"2m\"\n")], stopGrace: "1s")
+        let daemon = try Self.daemon(
+            tasks: [Self.task("web", repo: repo, image: repo.name, extra: "    timeout: \"2m\"\n")], stopGrace: "1s")
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         try daemon.waitUntil("the build running") { daemon.runLog("sw1").contains("started") }
         let stopped = Date()

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The webhook listener of the real `slipway serve` process, over real TCP.
@@ -16,18 +16,21 @@ import Glibc
         try daemon.start()
         let client = try RawHTTPClient(port: daemon.port)
 
-        let created = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+        let created = try client.request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
         #expect(created.status == 202)
         #expect(created.json["event"] as? Int == 1)
         #expect(created.json["delivery"] as? String == "row-1")
 
-        let again = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+        let again = try client.request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
         #expect(again.status == 200)
         #expect(again.json["duplicate"] as? Bool == true)
         #expect(again.json["event"] as? Int == 1)
 
         let ping = Data(#"{"zen":"Design for failure.","hook_id":77}"#.utf8)
-        let pong = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: ping, event: "ping", delivery: "row-ping"), body: ping)
+        let pong = try client.request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: ping, event: "ping", delivery: "row-ping"), body: ping)
         #expect(pong.status == 200)
         #expect(pong.json["zen"] as? String == "Design for failure.")
 
@@ -46,10 +49,16 @@ import Glibc
         #expect(r400.status == 400)
         #expect(r400.json["error"] as? String == "missing X-GitHub-Event header")
         let broken = Data("{\"ref\":".utf8)
-        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: broken, delivery: "row-broken"), body: broken).status == 400)
+        #expect(
+            try client.request(
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: broken, delivery: "row-broken"), body: broken
+            ).status == 400)
 
         let star = Data("{}".utf8)
-        #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: star, event: "star", delivery: "row-star"), body: star).status == 202)
+        #expect(
+            try client.request(
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: star, event: "star", delivery: "row-star"), body: star
+            ).status == 202)
 
         let health = try client.request("GET", "/healthz")
         #expect(health.status == 200)
@@ -76,7 +85,8 @@ import Glibc
         let daemon = try DaemonProcess()
         try daemon.start()
         let client = try RawHTTPClient(port: daemon.port)
-        let head = "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"
+        let head =
+            "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"
             + "X-GitHub-Delivery: big\r\nContent-Length: 50000000\r\n\r\n"
         try client.send(Data(head.utf8) + Data(repeating: 0x20, count: 4096))
         let response = try client.readResponse()
@@ -106,12 +116,14 @@ import Glibc
         let blocker = try SQLiteConnection(path: daemon.databasePath)
         try blocker.execute("BEGIN EXCLUSIVE")
         let client = try RawHTTPClient(port: daemon.port, timeoutSeconds: 30)
-        let refused = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+        let refused = try client.request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
         #expect(refused.status == 503)
         #expect(try client.request("GET", "/healthz").status == 503)
         try blocker.execute("ROLLBACK")
         #expect(try client.request("GET", "/healthz").status == 200)
-        let retried = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+        let retried = try client.request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
         #expect(retried.status == 202, "GitHub's redelivery of the refused delivery is stored")
         #expect(try daemon.storedDeliveries().map(\.id) == ["while-locked"])
     }
@@ -139,7 +151,11 @@ import Glibc
                 do {
                     guard let c = client else { throw RawHTTPClient.Failure(description: "no connection") }
                     let r = try c.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body)
-                    if r.status == 202 || r.status == 200 { acked.withLock { _ = $0.insert(id) } } else { unknown.withLock { _ = $0.insert(id) } }
+                    if r.status == 202 || r.status == 200 {
+                        acked.withLock { _ = $0.insert(id) }
+                    } else {
+                        unknown.withLock { _ = $0.insert(id) }
+                    }
                 } catch {
                     unknown.withLock { _ = $0.insert(id) }
                     client = try? RawHTTPClient(port: port)
@@ -168,7 +184,9 @@ import Glibc
         onThreads(connections) { worker in
             guard let client = try? RawHTTPClient(port: port) else { return }
             for id in stride(from: worker, to: pending.count, by: connections).map({ pending[$0] }) {
-                let status = (try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body).status) ?? 0
+                let status =
+                    (try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body)
+                        .status) ?? 0
                 answers.withLock { $0[id] = status }
             }
         }
@@ -196,7 +214,10 @@ import Glibc
             guard let client = try? RawHTTPClient(port: port) else { return }
             for n in 0..<200 {
                 let id = "term-\(worker)-\(n)"
-                guard let r = try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: id), body: Self.push) else { return }
+                guard
+                    let r = try? client.request(
+                        "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: id), body: Self.push)
+                else { return }
                 if r.status == 202 { acked.withLock { _ = $0.insert(id) } }
                 if sent.add(1, ordering: .relaxed).newValue == 300 { kill(pid, SIGTERM) }
             }
@@ -214,7 +235,8 @@ import Glibc
         try daemon.start()
         let client = try RawHTTPClient(port: daemon.port)
         for i in 1...5 {
-            _ = try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "c-\(i)"), body: Self.push)
+            _ = try client.request(
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "c-\(i)"), body: Self.push)
         }
         daemon.signal(SIGTERM)
         #expect(daemon.waitForExit() == 0)
@@ -228,7 +250,8 @@ import Glibc
     @Test func eventsAreAppendOnlyForTheSqlite3CLI() throws {
         let daemon = try DaemonProcess()
         try daemon.start()
-        _ = try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "ro-1"), body: Self.push)
+        _ = try RawHTTPClient(port: daemon.port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "ro-1"), body: Self.push)
         for sql in ["UPDATE events SET event_type = 'x';", "DELETE FROM events;"] {
             let result = try run("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", daemon.databasePath, sql])
             #expect(result.status != 0)
@@ -242,12 +265,12 @@ import Glibc
         let leaky = daemon.dir + "/secrets/registry"
         FileManager.default.createFile(atPath: leaky, contents: Data("hunter2-registry\n".utf8), attributes: [.posixPermissions: 0o644])
         try """
-            listen: "127.0.0.1:\(daemon.port)"
-            data_dir: "data"
-            admin_socket: "slipway.sock"
-            webhook: { secret_files: ["secrets/webhook"] }
-            registries: [{ server: "r.example", username: "u", password_file: "secrets/registry" }]
-            """.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        listen: "127.0.0.1:\(daemon.port)"
+        data_dir: "data"
+        admin_socket: "slipway.sock"
+        webhook: { secret_files: ["secrets/webhook"] }
+        registries: [{ server: "r.example", username: "u", password_file: "secrets/registry" }]
+        """.write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
         try daemon.start()
         #expect(daemon.log.contains("secret file is readable by group or others") && daemon.log.contains("file=\(leaky)"))
         #expect(!daemon.log.contains("file=\(daemon.dir)/secrets/webhook"), "the 0600 one is fine")
@@ -258,7 +281,9 @@ import Glibc
         for shell in ["bash", "zsh", "fish"] {
             let script = try run(DaemonProcess.binary, ["--generate-completion-script", shell])
             #expect(script.status == 0)
-            for command in ["serve", "task", "run", "logs", "event", "config"] { #expect(script.out.contains(command), "\(shell): \(command)") }
+            for command in ["serve", "task", "run", "logs", "event", "config"] {
+                #expect(script.out.contains(command), "\(shell): \(command)")
+            }
         }
         let help = try run(DaemonProcess.binary, ["task", "run", "--help"])
         #expect(help.out.contains("--no-logs") && help.out.contains("--branch") && help.out.contains("--commit"))
@@ -270,7 +295,8 @@ import Glibc
         #expect(ok.status == 0)
         #expect(ok.out.contains("OK (0 tasks"))
         let bad = daemon.dir + "/bad.yaml"
-        try "listen: \"127.0.0.1:8080\"\nwebhook:\n  secret_file: [x]\nbuilds:\n  default_timeout: soon\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        try "listen: \"127.0.0.1:8080\"\nwebhook:\n  secret_file: [x]\nbuilds:\n  default_timeout: soon\n".write(
+            toFile: bad, atomically: true, encoding: .utf8)
         let failed = try run(DaemonProcess.binary, ["config", "check", "--config", bad])
         #expect(failed.status == 1)
         #expect(failed.err.contains("\(bad):3: webhook.secret_file: unknown key 'secret_file' (did you mean 'secret_files'?)"))

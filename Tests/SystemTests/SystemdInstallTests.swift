@@ -3,7 +3,7 @@ import SlipwayCore
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// scripts/install.sh and the unit under a real systemd (PID 1 in a container on the test dockerd).
@@ -23,13 +23,15 @@ struct SystemdInstallTests {
         init() throws {
             try FileManager.default.createDirectory(atPath: setup, withIntermediateDirectories: true)
             let socket = try TestEnvironment.require("SLIPWAY_TEST_DOCKER_HOST").replacingOccurrences(of: "unix://", with: "")
-            let result = try run(docker, [
-                "run", "-d", "--name", name, "--network", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
-                "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                "-v", "\(Fixtures.root):/src:ro", "-v", "/opt/swift:/opt/swift:ro", "-v", "\(setup):/srv/setup:ro",
-                "-v", "\(socket):/srv/docker.sock", "-v", "\(docker):/usr/local/bin/docker:ro",
-                try TestEnvironment.require("SLIPWAY_TEST_SYSTEMD_IMAGE"), "/sbin/init",
-            ], environment: env)
+            let result = try run(
+                docker,
+                [
+                    "run", "-d", "--name", name, "--network", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
+                    "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                    "-v", "\(Fixtures.root):/src:ro", "-v", "/opt/swift:/opt/swift:ro", "-v", "\(setup):/srv/setup:ro",
+                    "-v", "\(socket):/srv/docker.sock", "-v", "\(docker):/usr/local/bin/docker:ro",
+                    try TestEnvironment.require("SLIPWAY_TEST_SYSTEMD_IMAGE"), "/sbin/init",
+                ], environment: env)
             guard result.status == 0 else { throw RawHTTPClient.Failure(description: "docker run: \(result.err)") }
         }
 
@@ -107,7 +109,9 @@ struct SystemdInstallTests {
         #expect(try machine.sh("stat -c '%U %a' /etc/slipway/secrets/webhook").out == "slipway 600\n")
         #expect(try machine.sh("id -nG slipway").out.contains("docker"))
         // A second install keeps the config it finds.
-        #expect(try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"]).out.contains("kept the existing /etc/slipway/slipway.yaml"))
+        #expect(
+            try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"]).out.contains(
+                "kept the existing /etc/slipway/slipway.yaml"))
 
         let repo = try GitRepo(name: PipelineSystemTests.name("sd"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
@@ -115,8 +119,10 @@ struct SystemdInstallTests {
         try machine.put("slipway.yaml", Self.config(port: port, repo: repo))
         try machine.put("good.yaml", Self.config(port: port, repo: repo, extraTask: true))
         try machine.put("bad.yaml", Self.config(port: port, repo: repo) + "unknown_key: true\n")
-        try machine.put("test.conf", "[Service]\nEnvironment=DOCKER_HOST=unix:///srv/docker.sock\nEnvironment=SLIPWAY_TEST_HANG=1\nWatchdogSec=4s\n")
-        let prepared = try machine.sh("""
+        try machine.put(
+            "test.conf", "[Service]\nEnvironment=DOCKER_HOST=unix:///srv/docker.sock\nEnvironment=SLIPWAY_TEST_HANG=1\nWatchdogSec=4s\n")
+        let prepared = try machine.sh(
+            """
             set -e
             cp /srv/setup/slipway.yaml /etc/slipway/slipway.yaml
             install -m 0600 -o slipway -g slipway \(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_PASSWORD_FILE"].map { "/src/.test-env/\(($0 as NSString).lastPathComponent)" } ?? "") /etc/slipway/secrets/registry
@@ -138,9 +144,12 @@ struct SystemdInstallTests {
         let secret = try machine.exec(["cat", "/etc/slipway/secrets/webhook"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let body = repo.pushPayload(after: sha, files: ["app/Dockerfile"])
         let signature = HMAC.digest(.sha256, key: Array(secret.utf8), message: Array(body)).hexString
-        let answer = try RawHTTPClient(port: port).request("POST", "/webhooks/github", headers: [
-            ("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "sd-1"), ("X-Hub-Signature-256", "sha256=\(signature)"),
-        ], body: body)
+        let answer = try RawHTTPClient(port: port).request(
+            "POST", "/webhooks/github",
+            headers: [
+                ("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "sd-1"),
+                ("X-Hub-Signature-256", "sha256=\(signature)"),
+            ], body: body)
         #expect(answer.status == 202)
         var status = ""
         try machine.waitUntil("sw1 to finish", timeout: 120) {
@@ -156,7 +165,9 @@ struct SystemdInstallTests {
         let entries = journal.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(entries.count > 5)
         #expect(entries.allSatisfy { $0["RUN_ID"] as? String == "sw1" && $0["SYSLOG_IDENTIFIER"] as? String == "slipway" })
-        #expect(entries.contains { ($0["MESSAGE"] as? String)?.contains("building version \(sha.prefix(7))") == true }, "build output in the journal")
+        #expect(
+            entries.contains { ($0["MESSAGE"] as? String)?.contains("building version \(sha.prefix(7))") == true },
+            "build output in the journal")
         #expect(entries.contains { $0["TASK"] as? String == "web" && $0["COMMIT"] as? String == sha })
         let delivery = try machine.exec(["journalctl", "-u", "slipway", "DELIVERY_ID=sd-1", "-o", "json", "--no-pager"]).out
         #expect(delivery.contains("\"EVENT_SEQ\":\"1\""))
@@ -172,7 +183,8 @@ struct SystemdInstallTests {
         let pid = try machine.property("MainPID")
         try machine.sh("cp /srv/setup/good.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")
         try machine.waitUntil("two tasks") {
-            (try? AdminAPI.decoder.decode([AdminAPI.Task].self, from: Data(machine.exec(["slipway", "task", "list", "--output", "json"]).out.utf8)))?.count == 2
+            (try? AdminAPI.decoder.decode(
+                [AdminAPI.Task].self, from: Data(machine.exec(["slipway", "task", "list", "--output", "json"]).out.utf8)))?.count == 2
         }
         #expect(try machine.property("MainPID") == pid, "reloaded in place")
 
@@ -202,12 +214,16 @@ struct SystemdInstallTests {
 
         // Uninstall keeps config and data unless --purge.
         #expect(try machine.exec(["/src/scripts/uninstall.sh"]).status == 0)
-        #expect(try machine.sh("test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite").status == 0)
+        #expect(
+            try machine.sh(
+                "test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite"
+            ).status == 0)
         #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)
         #expect(try machine.sh("test ! -e /etc/slipway && ! getent passwd slipway").status == 0)
 
         // The .deb has the same layout: its postinst creates the user, config and secret; the service starts.
-        let deb = try run(Fixtures.root + "/scripts/make-deb.sh", ["--binary", Fixtures.root + "/.build/debug/slipway", "--output", machine.setup])
+        let deb = try run(
+            Fixtures.root + "/scripts/make-deb.sh", ["--binary", Fixtures.root + "/.build/debug/slipway", "--output", machine.setup])
         #expect(deb.status == 0, "\(deb.err)")
         let installed = try machine.sh("dpkg -i /srv/setup/slipway_0.1.0_amd64.deb")
         #expect(installed.status == 0, "\(installed.out)\(installed.err)")

@@ -10,7 +10,9 @@ import Testing
 enum TestEnvironment {
     static let values: [String: String] = {
         var values = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("SLIPWAY_TEST_") }
-        if values["SLIPWAY_TEST_DOCKER_HOST"] == nil, let text = try? String(contentsOfFile: Fixtures.root + "/.test-env/env", encoding: .utf8) {
+        if values["SLIPWAY_TEST_DOCKER_HOST"] == nil,
+            let text = try? String(contentsOfFile: Fixtures.root + "/.test-env/env", encoding: .utf8)
+        {
             for line in text.split(separator: "\n") {
                 let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
                 if parts.count == 2 { values[parts[0]] = parts[1] }
@@ -36,9 +38,12 @@ enum TestEnvironment {
     static var gitURL: String { values["SLIPWAY_TEST_GIT_URL"] ?? "missing" }
     static var baseImage: String { values["SLIPWAY_TEST_BASE_IMAGE"] ?? "missing" }
     static var tokenFile: String { values["SLIPWAY_TEST_GIT_TOKEN_FILE"] ?? "missing" }
-    static var token: String { (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "missing" }
+    static var token: String {
+        (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "missing"
+    }
     static var registryPassword: String {
-        (try? String(contentsOfFile: values["SLIPWAY_TEST_REGISTRY_PASSWORD_FILE"] ?? "", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        (try? String(contentsOfFile: values["SLIPWAY_TEST_REGISTRY_PASSWORD_FILE"] ?? "", encoding: .utf8))?.trimmingCharacters(
+            in: .whitespacesAndNewlines) ?? ""
     }
 
     /// The `builds:` and `registries:` config for a daemon that uses these parts.
@@ -123,8 +128,11 @@ extension DaemonProcess {
     /// Sends a signed push and returns the event seq.
     @discardableResult
     func push(_ body: Data, delivery: String = UUID().uuidString) throws -> Int {
-        let r = try RawHTTPClient(port: port).request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: delivery), body: body)
-        guard r.status == 202, let seq = r.json["event"] as? Int else { throw RawHTTPClient.Failure(description: "push answered \(r.status)") }
+        let r = try RawHTTPClient(port: port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: delivery), body: body)
+        guard r.status == 202, let seq = r.json["event"] as? Int else {
+            throw RawHTTPClient.Failure(description: "push answered \(r.status)")
+        }
         return seq
     }
 
@@ -146,7 +154,11 @@ extension DaemonProcess {
             SELECT r.run_id, s.status, s.reason, s.step, r.attempt, r.commit_sha, s.digests FROM runs r
             JOIN run_states s ON s.seq = (SELECT MAX(seq) FROM run_states WHERE run = r.id) ORDER BY r.id
             """
-        ).rows { RunRow(runID: $0.text(0), status: $0.text(1), reason: $0.text(2), step: $0.text(3), attempt: Int($0.int(4)), commit: $0.text(5), digests: $0.text(6)) }
+        ).rows {
+            RunRow(
+                runID: $0.text(0), status: $0.text(1), reason: $0.text(2), step: $0.text(3), attempt: Int($0.int(4)), commit: $0.text(5),
+                digests: $0.text(6))
+        }
     }
 
     /// Polls until `runID` reaches a final status; returns it.
@@ -156,7 +168,10 @@ extension DaemonProcess {
             if let row = try runs().first(where: { $0.runID == runID }), !["Queued", "Running"].contains(row.status) { return row }
             usleep(100_000)
         }
-        throw RawHTTPClient.Failure(description: "run \(runID) did not finish in \(Int(timeout)) s; runs: \(try runs().map { "\($0.runID)=\($0.status)" })\n\(log.suffix(3000))")
+        throw RawHTTPClient.Failure(
+            description:
+                "run \(runID) did not finish in \(Int(timeout)) s; runs: \(try runs().map { "\($0.runID)=\($0.status)" })\n\(log.suffix(3000))"
+        )
     }
 
     /// Polls until `condition` holds.
@@ -171,7 +186,9 @@ extension DaemonProcess {
 
     func traces(event: Int) throws -> [String: String] {
         let db = try SQLiteConnection(path: databasePath, readOnly: true)
-        let rows = try db.prepare("SELECT task, reason FROM match_traces WHERE event_seq = ?").bind([.integer(Int64(event))]).rows { ($0.text(0), $0.text(1)) }
+        let rows = try db.prepare("SELECT task, reason FROM match_traces WHERE event_seq = ?").bind([.integer(Int64(event))]).rows {
+            ($0.text(0), $0.text(1))
+        }
         return Dictionary(uniqueKeysWithValues: rows)
     }
 
@@ -183,7 +200,8 @@ extension DaemonProcess {
 /// The test registry over HTTP with basic auth.
 enum Registry {
     static func get(_ path: String, port: Int = TestEnvironment.registryPort, accept: String? = nil) throws -> RawHTTPClient.Response {
-        let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8).base64EncodedString()
+        let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8)
+            .base64EncodedString()
         var headers = [("Authorization", "Basic \(auth)")]
         if let accept { headers.append(("Accept", accept)) }
         return try RawHTTPClient(port: port).request("GET", path, headers: headers)

@@ -138,7 +138,8 @@ extension AdminAPI.Event {
         let push = event.eventType == "push" ? try? PushEvent.decode(body: event.body, headersJSON: event.headersJSON) : nil
         self.init(
             seq: event.seq, receivedAt: event.receivedAt, delivery: event.deliveryID, hookId: event.hookID, type: event.eventType,
-            signature: event.signature, repository: push.map { $0.repositoryName.isEmpty ? ($0.repositoryURLs.first ?? "") : $0.repositoryName },
+            signature: event.signature,
+            repository: push.map { $0.repositoryName.isEmpty ? ($0.repositoryURLs.first ?? "") : $0.repositoryName },
             ref: push?.ref, after: push?.after, trace: trace,
             payload: payload ? String(decoding: event.body, as: UTF8.self) : nil)
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Yams
 
@@ -56,7 +56,9 @@ public enum ConfigLoader {
 
         var listen = SlipwayConfig.ListenAddress(host: "127.0.0.1", port: 8080)
         if let node = top["listen"], let text = node.nonEmptyString() {
-            if let parsed = parseListen(text) { listen = parsed } else {
+            if let parsed = parseListen(text) {
+                listen = parsed
+            } else {
                 node.fail("expected host:port (like 127.0.0.1:8080 or [::1]:8080), got '\(text)'")
             }
         }
@@ -64,7 +66,9 @@ public enum ConfigLoader {
         let adminSocket = path(top["admin_socket"]) ?? "/run/slipway/slipway.sock"
         var prefix = "sw"
         if let node = top["run_id_prefix"], let p = node.nonEmptyString() {
-            if p.allSatisfy({ $0.isASCII && $0.isLetter }) && p.count <= 8 { prefix = p } else {
+            if p.allSatisfy({ $0.isASCII && $0.isLetter }) && p.count <= 8 {
+                prefix = p
+            } else {
                 node.fail("must be 1 to 8 ASCII letters, got '\(p)'")
             }
         }
@@ -147,7 +151,8 @@ public enum ConfigLoader {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
             return ConfigError(file: file, line: mark.line, key: "", message: "invalid YAML: \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigError(file: file, line: context.mark.line, key: "", message: "duplicate key '\(duplicates.joined(separator: "', '"))'")
+            return ConfigError(
+                file: file, line: context.mark.line, key: "", message: "duplicate key '\(duplicates.joined(separator: "', '"))'")
         default:
             return ConfigError(file: file, line: 0, key: "", message: "invalid YAML: \(error)")
         }

@@ -65,13 +65,17 @@ public struct GitContext: Sendable, Equatable, CustomStringConvertible {
     /// The rules of `git check-ref-format` that matter for a branch name we pass to git.
     public static func checkBranch(_ branch: String) throws(Invalid) {
         let bad: String? =
-            if branch.hasPrefix("-") { "must not start with '-'" }
-            else if branch.hasPrefix("/") || branch.hasSuffix("/") { "must not start or end with '/'" }
-            else if branch.contains("..") { "must not contain '..'" }
-            else if branch.contains("//") { "must not contain '//'" }
-            else if branch.hasSuffix(".lock") || branch.hasSuffix(".") { "must not end with '.lock' or '.'" }
-            else if branch.contains("@{") { "must not contain '@{'" }
-            else if branch.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f || " ~^:?*[\\".unicodeScalars.contains($0) }) {
+            if branch.hasPrefix("-") { "must not start with '-'" } else if branch.hasPrefix("/") || branch.hasSuffix("/") {
+                "must not start or end with '/'"
+            } else if branch.contains("..") { "must not contain '..'" } else if branch.contains("//") {
+                "must not contain '//'"
+            } else if branch.hasSuffix(".lock") || branch.hasSuffix(".") {
+                "must not end with '.lock' or '.'"
+            } else if branch.contains("@{") {
+                "must not contain '@{'"
+            } else if branch.unicodeScalars.contains(where: {
+                $0.value < 0x20 || $0.value == 0x7f || " ~^:?*[\\".unicodeScalars.contains($0)
+            }) {
                 "must not contain spaces, control characters or any of ~^:?*[\\"
             } else { nil }
         if let bad { throw Invalid(description: "branch '\(branch)' \(bad)") }

@@ -7,7 +7,9 @@ enum TaskReader {
 
         var name: String?
         if let n = ConfigLoader.required(keys, "name", in: node), let s = n.nonEmptyString() {
-            if isValidName(s) { name = s } else {
+            if isValidName(s) {
+                name = s
+            } else {
                 n.fail("task name '\(s)' must be 1 to 63 of a-z, 0-9, '-', '_' and start with a letter or digit")
             }
         }
@@ -19,7 +21,9 @@ enum TaskReader {
         if let n = keys["dockerfile"], let s = n.nonEmptyString() {
             if s.hasPrefix("/") || s.split(separator: "/").contains("..") || s.hasPrefix("-") {
                 n.fail("dockerfile '\(s)' must be a path inside the context folder (relative, without '..')")
-            } else { dockerfile = s }
+            } else {
+                dockerfile = s
+            }
         }
         var tags: [String] = []
         if let n = ConfigLoader.required(keys, "tags", in: node), let items = n.list() {

@@ -25,7 +25,10 @@ public struct Template: Sendable, Equatable {
             }
             let name = String(rest[open.upperBound..<close.lowerBound]).trimmingSpaces
             guard Self.variables.contains(name) else {
-                throw Invalid(description: "unknown template variable '{{\(name)}}' in '\(text)' (known: \(Self.variables.map { "{{\($0)}}" }.joined(separator: ", ")))")
+                throw Invalid(
+                    description:
+                        "unknown template variable '{{\(name)}}' in '\(text)' (known: \(Self.variables.map { "{{\($0)}}" }.joined(separator: ", ")))"
+                )
             }
             parts.append(.variable(name))
             rest = rest[close.upperBound...]

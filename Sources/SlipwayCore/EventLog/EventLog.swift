@@ -41,8 +41,10 @@ public final class EventLog: Sendable {
     public func checkWritable() async throws(DatabaseError) {
         let now = Timestamp.now().iso8601
         try await database.write { db in
-            try db.prepare("INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at")
-                .bind([.text(now)]).run()
+            try db.prepare(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at"
+            )
+            .bind([.text(now)]).run()
         }
     }
 

@@ -18,6 +18,8 @@ public struct EventLogService: Service {
         try? await gracefulShutdown()
         await database.close()
         let stats = database.statistics
-        logger.info("event log closed", metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)"])
+        logger.info(
+            "event log closed",
+            metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)"])
     }
 }

@@ -115,7 +115,9 @@ public final class SQLiteStatement {
             case .integer(let v): rc = sqlite3_bind_int64(stmt, index, v)
             case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, SQLITE_TRANSIENT)
             case .blob(let v):
-                rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), SQLITE_TRANSIENT) }
+                rc = v.withUnsafeBytes {
+                    sqlite3_bind_blob(stmt, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count), SQLITE_TRANSIENT)
+                }
             }
             guard rc == SQLITE_OK else { throw connection.error(rc) }
         }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Logging
 
@@ -44,7 +44,8 @@ public struct JournalLogHandler: LogHandler {
     /// A journal field name for a metadata key: DESIGN's names, else upper-case with `_`.
     static func fieldName(_ key: String) -> String {
         if let known = fieldNames[key] { return known }
-        var name = String(key.uppercased().unicodeScalars.map { ("A"..."Z").contains($0) || ("0"..."9").contains($0) ? Character($0) : "_" })
+        var name = String(
+            key.uppercased().unicodeScalars.map { ("A"..."Z").contains($0) || ("0"..."9").contains($0) ? Character($0) : "_" })
         while name.hasPrefix("_") { name.removeFirst() }  // leading '_' is reserved for trusted fields
         if name.isEmpty || name.first!.isNumber { name = "F" + name }
         return String(name.prefix(64))

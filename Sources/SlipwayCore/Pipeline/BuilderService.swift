@@ -70,7 +70,9 @@ public final class BuilderService: Service, Sendable {
                     if finishedRun { running -= 1 } else { waiting = false }
                 }
                 if running > 0 {
-                    logger.notice("stopping: letting running builds finish", metadata: ["running": "\(running)", "grace": "\(DurationParser.format(stopGrace))"])
+                    logger.notice(
+                        "stopping: letting running builds finish",
+                        metadata: ["running": "\(running)", "grace": "\(DurationParser.format(stopGrace))"])
                 }
                 let grace = stopGrace
                 let deadline = Task {

@@ -18,9 +18,12 @@ public struct DockerReference: Sendable, Equatable {
             name = name[..<colon]
         }
         if let tag {
-            let ok = !tag.isEmpty && tag.count <= 128 && tag.first != "." && tag.first != "-"
+            let ok =
+                !tag.isEmpty && tag.count <= 128 && tag.first != "." && tag.first != "-"
                 && tag.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }
-            guard ok else { throw fail("the tag part '\(tag)' must be 1-128 of letters, digits, '_', '.', '-' and not start with '.' or '-'") }
+            guard ok else {
+                throw fail("the tag part '\(tag)' must be 1-128 of letters, digits, '_', '.', '-' and not start with '.' or '-'")
+            }
         }
         var parts = name.split(separator: "/", omittingEmptySubsequences: false)
         var registry: String?

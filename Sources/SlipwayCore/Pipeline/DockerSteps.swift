@@ -27,7 +27,10 @@ struct DockerSteps: Sendable {
             return "\(JSONText.quote(registry.server)):{\"auth\":\(JSONText.quote(auth))}"
         }
         let json = "{\"auths\":{\(auths.joined(separator: ","))}}"
-        guard FileManager.default.createFile(atPath: dockerConfig + "/config.json", contents: Data(json.utf8), attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: dockerConfig + "/config.json", contents: Data(json.utf8), attributes: [.posixPermissions: 0o600])
+        else {
             throw StepFailure(.error, step: "prepare", "cannot write \(dockerConfig)/config.json")
         }
     }
@@ -45,7 +48,8 @@ struct DockerSteps: Sendable {
         return candidate
     }
 
-    func build(task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]) async throws {
+    func build(task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]) async throws
+    {
         let context = try Self.contained(task.context.folder, in: workspace, what: "context folder")
         let dockerfile = try Self.contained(task.dockerfile, in: context, what: "dockerfile")
         var args = ["build", "--network", environment.settings.network, "-f", dockerfile]

@@ -45,7 +45,10 @@ struct GitSteps: Sendable {
     /// The per-run askpass program (0700) that hands git the token, when the task has one.
     func writeAskpass() throws {
         guard tokenFile != nil else { return }
-        guard FileManager.default.createFile(atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: scratch + "/askpass", contents: Data(Self.askpass.utf8), attributes: [.posixPermissions: 0o700])
+        else {
             throw StepFailure(.error, step: "fetch", "cannot write the askpass program in \(scratch)")
         }
     }
@@ -95,7 +98,8 @@ struct GitSteps: Sendable {
     /// The commit `branch` points at on the remote (`git ls-remote`), for a manual run.
     func resolve(url: String, branch: String) async throws -> String {
         try writeAskpass()
-        let output = try await steps.run(git(["ls-remote", "--exit-code", "--", url, "refs/heads/\(branch)"]), step: "resolve", quiet: true)
+        let output = try await steps.run(
+            git(["ls-remote", "--exit-code", "--", url, "refs/heads/\(branch)"]), step: "resolve", quiet: true)
         guard let sha = output.first?.split(separator: "\t").first.map(String.init), TaskMatcher.isCommitSHA(sha) else {
             throw StepFailure(.failed, step: "resolve", "branch '\(branch)' not found in \(url)")
         }
@@ -108,6 +112,7 @@ struct GitSteps: Sendable {
         try FileText.makeDirectories(FileText.directory(of: workspace))
         try? FileManager.default.removeItem(atPath: workspace)
         try await steps.run(git(["clone", "--quiet", "--shared", "--no-checkout", "--", mirror, workspace]), step: "checkout")
-        try await steps.run(git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], cwd: workspace), step: "checkout")
+        try await steps.run(
+            git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], cwd: workspace), step: "checkout")
     }
 }

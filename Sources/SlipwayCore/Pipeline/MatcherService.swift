@@ -66,7 +66,10 @@ public struct MatcherService: Service {
             let verdict = TaskMatcher.verdict(task: task, eventType: event.eventType, push: push)
             traces.append((task.name, verdict))
             if verdict == .matched, let push, let branch = push.branch {
-                runs.append(NewRun(task: task.name, trigger: trigger, eventSeq: event.seq, repoURL: task.context.url, branch: branch, commit: push.after))
+                runs.append(
+                    NewRun(
+                        task: task.name, trigger: trigger, eventSeq: event.seq, repoURL: task.context.url, branch: branch,
+                        commit: push.after))
             }
         }
         return Plan(push: push, decodeError: decodeError, traces: traces, runs: runs)

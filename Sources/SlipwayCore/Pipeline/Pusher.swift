@@ -24,7 +24,8 @@ struct Pusher: Sendable {
                     break
                 } catch let failure as StepFailure where failure.status == .failed {
                     guard attempt < attempts, Self.isTransient(failure.output.joined(separator: "\n")) else { throw failure }
-                    steps.log.line("push of \(tag) failed (attempt \(attempt) of \(attempts)); retrying in \(DurationParser.format(backoff))")
+                    steps.log.line(
+                        "push of \(tag) failed (attempt \(attempt) of \(attempts)); retrying in \(DurationParser.format(backoff))")
                     try await Task.sleep(for: backoff)
                     backoff *= 2
                 }

@@ -105,25 +105,35 @@ public struct RunExecutor: Sendable {
         let timeout = task.timeout ?? environment.settings.defaultTimeout
         let steps = StepRunner(
             log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stopRequested: stopRequested)
-        log.line("Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)")
+        log.line(
+            "Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)"
+        )
         var durations: [(String, Double)] = []
         var digests: [(String, String)] = []
         do {
             let values = templateValues(run: run, task: task)
             let tags = try task.tags.map { text in
                 let tag = try Template(text).render(values)
-                do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid { throw StepFailure(.failed, step: "prepare", invalid.description) }
+                do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid {
+                    throw StepFailure(.failed, step: "prepare", invalid.description)
+                }
                 return tag
             }
             let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
             defer { for (step, seconds) in durations { SlipwayMetrics.step(step, seconds: seconds) } }
             durations.append(("fetch", try await timed { try await git.fetch(url: run.repoURL, commit: run.commit) }))
-            durations.append(("checkout", try await timed { try await git.checkout(url: run.repoURL, commit: run.commit, into: workspace) }))
+            durations.append(
+                ("checkout", try await timed { try await git.checkout(url: run.repoURL, commit: run.commit, into: workspace) }))
             let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
             try docker.writeConfig()
-            durations.append(("build", try await timed {
-                try await docker.build(task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
-            }))
+            durations.append(
+                (
+                    "build",
+                    try await timed {
+                        try await docker.build(
+                            task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
+                    }
+                ))
             if task.push {
                 durations.append(("push", try await timed { digests = try await docker.push(tags) }))
             } else {
@@ -136,7 +146,9 @@ public struct RunExecutor: Sendable {
                 failure.reason = cancelReason() ?? "canceled"
             }
             log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
-            return RunStateChange(failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode, durationsJSON: Self.json(durations))
+            return RunStateChange(
+                failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode,
+                durationsJSON: Self.json(durations))
         } catch {
             log.line("Run \(run.runID) error: \(error)")
             return RunStateChange(.error, reason: log.mask("\(error)"), durationsJSON: Self.json(durations))
@@ -219,7 +231,9 @@ struct StepRunner: Sendable {
         case .canceled: throw StepFailure(.canceled, step: step, "canceled")
         case .exited(let code):
             let last = output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? "no output"
-            throw StepFailure(failure, step: step, "\(command.display) exited with \(code): \(last)", exitCode: Int(code), output: Array(output.suffix(50)))
+            throw StepFailure(
+                failure, step: step, "\(command.display) exited with \(code): \(last)", exitCode: Int(code),
+                output: Array(output.suffix(50)))
         case .signaled(let signal):
             throw StepFailure(failure, step: step, "\(command.display) was killed by signal \(signal)")
         }

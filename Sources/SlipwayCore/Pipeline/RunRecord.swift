@@ -63,7 +63,10 @@ public struct RunStateChange: Sendable {
     public var durationsJSON: String = "{}"
     public var digestsJSON: String = "{}"
 
-    public init(_ status: RunStatus, reason: String = "", step: String = "", exitCode: Int? = nil, durationsJSON: String = "{}", digestsJSON: String = "{}") {
+    public init(
+        _ status: RunStatus, reason: String = "", step: String = "", exitCode: Int? = nil, durationsJSON: String = "{}",
+        digestsJSON: String = "{}"
+    ) {
         self.status = status
         self.reason = reason
         self.step = step

@@ -30,7 +30,8 @@ public struct RunStore: Sendable {
     static func insert(_ new: NewRun, prefix: String, db: SQLiteConnection) throws -> String {
         let now = Timestamp.now().iso8601
         // The id is known only after the insert, but run_id must be set by it: reserve via the sequence.
-        let next = (try db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0) + 1").rows { $0.int(0) }.first) ?? 1
+        let next =
+            (try db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0) + 1").rows { $0.int(0) }.first) ?? 1
         let runID = "\(prefix)\(next)"
         try db.prepare(
             "INSERT INTO runs (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -82,10 +83,12 @@ public struct RunStore: Sendable {
                 var created: [String: String] = [:]
                 for run in record.runs { created[run.task] = try Self.insert(run, prefix: prefix, db: db) }
                 for trace in record.traces {
-                    try db.prepare("INSERT OR REPLACE INTO match_traces (event_seq, task, matched, reason, run_id) VALUES (?, ?, ?, ?, ?)").bind([
-                        .integer(record.eventSeq), .text(trace.task), .integer(trace.verdict == .matched ? 1 : 0), .text(trace.verdict.reason),
-                        created[trace.task].map { .text($0) } ?? .null,
-                    ]).run()
+                    try db.prepare("INSERT OR REPLACE INTO match_traces (event_seq, task, matched, reason, run_id) VALUES (?, ?, ?, ?, ?)")
+                        .bind([
+                            .integer(record.eventSeq), .text(trace.task), .integer(trace.verdict == .matched ? 1 : 0),
+                            .text(trace.verdict.reason),
+                            created[trace.task].map { .text($0) } ?? .null,
+                        ]).run()
                 }
                 all.append(record.runs.compactMap { created[$0.task] })
             }
@@ -120,7 +123,9 @@ public struct RunStore: Sendable {
             let queued = try db.prepare(Self.selectRuns + " WHERE s.status = 'Queued' ORDER BY r.id LIMIT ?")
                 .bind([.integer(Int64(limit))]).rows(Self.readRun)
             for run in queued { try Self.append(RunStateChange(.running), run: run.number, db: db) }
-            return queued.map { var r = $0; r.status = .running; return r }
+            return queued.map {
+                var r = $0; r.status = .running; return r
+            }
         }
     }
 
@@ -214,8 +219,10 @@ public struct RunStore: Sendable {
     /// The match trace of one event, by task name.
     public func trace(eventSeq: Int64) async throws -> [MatchTrace] {
         try await database.read { db in
-            try db.prepare("SELECT task, matched, reason, run_id FROM match_traces WHERE event_seq = ? ORDER BY task").bind([.integer(eventSeq)])
-                .rows { MatchTrace(task: $0.text(0), matched: $0.int(1) == 1, reason: $0.text(2), runID: $0.isNull(3) ? nil : $0.text(3)) }
+            try db.prepare("SELECT task, matched, reason, run_id FROM match_traces WHERE event_seq = ? ORDER BY task").bind([
+                .integer(eventSeq)
+            ])
+            .rows { MatchTrace(task: $0.text(0), matched: $0.int(1) == 1, reason: $0.text(2), runID: $0.isNull(3) ? nil : $0.text(3)) }
         }
     }
 }

@@ -3,7 +3,7 @@ import SystemPackage
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A command to run: always an argument array, never a shell string.

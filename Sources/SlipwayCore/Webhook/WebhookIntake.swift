@@ -59,7 +59,8 @@ public struct WebhookIntake: Sendable {
             payload = p
         default:
             let shown = mediaType.isEmpty ? "none" : "'\(mediaType)'"
-            return .failure(Rejection(status: 415, reason: "content type \(shown) is not application/json or application/x-www-form-urlencoded"))
+            return .failure(
+                Rejection(status: 415, reason: "content type \(shown) is not application/json or application/x-www-form-urlencoded"))
         }
         guard let event = header("X-GitHub-Event").map(\.trimmingSpaces), !event.isEmpty else {
             return .failure(Rejection(status: 400, reason: "missing X-GitHub-Event header"))
@@ -71,7 +72,8 @@ public struct WebhookIntake: Sendable {
             return .failure(Rejection(status: 400, reason: "missing X-GitHub-Delivery header"))
         }
         guard Self.isToken(deliveryID, maxLength: Self.maxDeliveryIDLength) else {
-            return .failure(Rejection(status: 400, reason: "X-GitHub-Delivery must be at most \(Self.maxDeliveryIDLength) letters, digits, '-' or '_'"))
+            return .failure(
+                Rejection(status: 400, reason: "X-GitHub-Delivery must be at most \(Self.maxDeliveryIDLength) letters, digits, '-' or '_'"))
         }
         let hookID = header("X-GitHub-Hook-ID")?.trimmingSpaces ?? ""
         guard hookID.isEmpty || Self.isToken(hookID, maxLength: 64) else {
