@@ -28,6 +28,8 @@ docker=/usr/bin/docker   # Debian's 20.10 CLI: it has BuildKit without buildx
 
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 wait_for() { for _ in $(seq 150); do eval "$2" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "$1 did not start; see $root/$1.log" >&2; tail -20 "$root/$1.log" >&2; exit 1; }
+# A service that answers but is not ours (another checkout's, with other credentials) makes every test fail oddly.
+ours() { sleep 0.3; alive "$1" || { echo "$1: port taken by a process that is not this checkout's (another checkout's test environment? run 'make test-env-stop' there); see $root/$1.log" >&2; exit 1; }; }
 
 if ! alive dockerd || ! $docker info >/dev/null 2>&1; then
   stop
@@ -53,6 +55,7 @@ if ! alive registry; then
   docker-registry serve "$root/registry.yml" > "$root/registry.log" 2>&1 &
   echo $! > "$run/registry.pid"
   wait_for registry "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$registry_port/v2/ | grep -q 401"
+  ours registry
 fi
 
 mkdir -p "$root/git/public" "$root/git/private"
@@ -60,6 +63,7 @@ if ! alive git; then
   python3 scripts/git-http-server.py --root "$root/git" --port "$git_port" --token-file "$root/git-token" > "$root/git.log" 2>&1 &
   echo $! > "$run/git.pid"
   wait_for git "curl -s -o /dev/null http://127.0.0.1:$git_port/public/"
+  ours git
 fi
 
 if ! $docker image inspect slipway-test/busybox:latest >/dev/null 2>&1; then
