@@ -110,7 +110,7 @@ public struct AdminController: Sendable {
         let body = try await request.collectBody(upTo: 64 * 1024)
         let ask =
             (try? AdminAPI.decoder.decode(AdminAPI.RunRequest.self, from: Data(body.readableBytesView)))
-            ?? AdminAPI.RunRequest(branch: nil, commit: nil, requestedBy: nil)
+            ?? AdminAPI.RunRequest(branch: nil, commit: nil)
         if ask.branch != nil && ask.commit != nil { return problem(.badRequest, "give --branch or --commit, not both") }
         let branch = ask.branch ?? task.context.branch
         let commit: String
@@ -137,14 +137,14 @@ public struct AdminController: Sendable {
             "run queued",
             metadata: [
                 "run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)",
-                "requested_by": "\(ask.requestedBy ?? "unknown")",
+                "requested_by": "\(Self.operatorName(request))",
             ])
         return try json(AdminAPI.Queued(runId: runID), status: .accepted)
     }
 
     func cancel(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        let who = request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
+        let who = Self.operatorName(request)
         let reason = "canceled by \(who)"
         guard let (run, canceledNow) = try await runs.cancelIfQueued(id, reason: reason) else {
             return problem(.notFound, "no run with ID '\(id)'")
@@ -225,6 +225,11 @@ public struct AdminController: Sendable {
             AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: created[$0.task])
         }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
+    }
+
+    /// Who is asking: the CLI sends its account name in `X-Slipway-User` on every request.
+    static func operatorName(_ request: Request) -> String {
+        request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
     }
 
     func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

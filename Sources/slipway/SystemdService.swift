@@ -25,7 +25,7 @@ struct SystemdService: Service {
             try? await gracefulShutdown()
             return
         }
-        let hung = HangFlag()
+        let hung = StopFlag()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 if allowTestHang {
@@ -33,7 +33,7 @@ struct SystemdService: Service {
                         // Test-only: SIGUSR2 makes the daemon behave as if its event loop hung (no more WATCHDOG=1).
                         for await _ in await UnixSignalsSequence(trapping: .sigusr2).cancelOnGracefulShutdown() {
                             logger.warning("SIGUSR2 with SLIPWAY_TEST_HANG=1: simulating a hang, watchdog pings stop")
-                            hung.value.store(true, ordering: .relaxed)
+                            hung.set()
                         }
                     }
                 }
@@ -41,7 +41,7 @@ struct SystemdService: Service {
                     let period = watchdogInterval.map { $0 / 2 } ?? .seconds(10)
                     while !Task.isCancelled {
                         let alive = await isAlive()
-                        if alive && !hung.value.load(ordering: .relaxed) {
+                        if alive && !hung.isSet {
                             if watchdogInterval != nil { notifier.watchdog() }
                             if let counts = try? await runs.activeCounts() {
                                 notifier.status("Ready: \(counts.running) running, \(counts.queued) queued, \(log.lastCommittedSeq) events")
@@ -82,9 +82,4 @@ struct SystemdService: Service {
             return false
         }
     }
-}
-
-/// Set once a (test-only) hang is simulated.
-final class HangFlag: Sendable {
-    let value = Atomic<Bool>(false)
 }

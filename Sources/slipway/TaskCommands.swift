@@ -53,10 +53,9 @@ struct TaskCommand: ParsableCommand {
         }
 
         func run() throws {
-            let user = ProcessInfo.processInfo.environment["USER"]
             try withDaemon {
                 let queued = try client.client.post(
-                    "/v1/tasks/\(name.urlPathEscaped)/runs", body: AdminAPI.RunRequest(branch: branch, commit: commit, requestedBy: user),
+                    "/v1/tasks/\(name.urlPathEscaped)/runs", body: AdminAPI.RunRequest(branch: branch, commit: commit),
                     as: AdminAPI.Queued.self)
                 FileHandleOutput.stdout("Queued a run with ID: \(queued.runId)")
                 if noLogs { return }

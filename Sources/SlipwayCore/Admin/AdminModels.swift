@@ -86,12 +86,9 @@ public enum AdminAPI {
     public struct RunRequest: Codable, Sendable {
         public var branch: String?
         public var commit: String?
-        public var requestedBy: String?
-
-        public init(branch: String?, commit: String?, requestedBy: String?) {
+        public init(branch: String?, commit: String?) {
             self.branch = branch
             self.commit = commit
-            self.requestedBy = requestedBy
         }
     }
 

@@ -124,8 +124,9 @@ public final class BuilderService: Service, Sendable {
 }
 
 /// Set once, read from any task.
-final class StopFlag: Sendable {
+public final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .acquiring) }
-    func set() { flag.store(true, ordering: .releasing) }
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .acquiring) }
+    public func set() { flag.store(true, ordering: .releasing) }
 }

@@ -97,13 +97,6 @@ public struct RunStore: Sendable {
         }
     }
 
-    /// One event's `recordMatches`.
-    public func recordMatch(eventSeq: Int64, traces: [(task: String, verdict: TaskMatcher.Verdict)], runs: [NewRun], cursor: String)
-        async throws(DatabaseError) -> [String]
-    {
-        try await recordMatches([MatchRecord(eventSeq: eventSeq, traces: traces, runs: runs)], cursor: cursor).first ?? []
-    }
-
     static func saveCursor(_ name: String, seq: Int64, db: SQLiteConnection) throws {
         try db.prepare(
             "INSERT INTO cursors (name, seq, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at"
