@@ -15,12 +15,18 @@ public enum WebhookServer {
 
     /// The listener application bound to `host:port`; `onRunning` receives the bound port.
     public static func application(
-        controller: WebhookController, metrics: MetricsEndpoint? = nil, host: String, port: Int, logger: Logger,
+        controller: WebhookController, metrics: MetricsEndpoint? = nil, host: String, port: Int,
+        readTimeout: Duration = .seconds(10), gate: ConnectionGate = ConnectionGate(limit: 4096), logger: Logger,
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
             router: router(controller: controller, metrics: metrics),
-            server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: .seconds(60))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [
+                        RequestDeadlineHandler(readTimeout: .nanoseconds(readTimeout.nanoseconds), gate: gate),
+                        CloseAfterResponseHandler(),
+                    ], idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(host, port: port), serverName: nil, reuseAddress: true),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger

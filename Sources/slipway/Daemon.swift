@@ -62,7 +62,7 @@ struct Daemon {
         let notifier = SystemdNotifier(environment: environment)
         let webhook = WebhookServer.application(
             controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port,
-            logger: logger,
+            readTimeout: config.webhook.readTimeout, gate: ConnectionGate(limit: config.webhook.maxConnections), logger: logger,
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
                 notifier.ready(status: "Ready: listening on \(shown)")

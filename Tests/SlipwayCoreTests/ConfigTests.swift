@@ -84,6 +84,8 @@ import Testing
             "bad.yaml:2: builds.default_timeout: invalid duration '1 hour': use a number with a unit, like 90s, 30m, 1h or 1h30m"
         ),
         ("webhook:\n  max_body_bytes: big\n", "bad.yaml:2: webhook.max_body_bytes: expected a whole number, got 'big'"),
+        ("webhook:\n  read_timeout: \"1h\"\n", "bad.yaml:2: webhook.read_timeout: must be between 100ms and 10m, got '1h'"),
+        ("webhook:\n  max_connections: 2\n", "bad.yaml:2: webhook.max_connections: must be between 16 and 1000000, got 2"),
         ("webhook:\n  allow_sha1: maybe\n", "bad.yaml:2: webhook.allow_sha1: expected true or false, got 'maybe'"),
         (
             "webhook:\n  secret_files: [missing]\n",

@@ -25,7 +25,8 @@ final class DaemonProcess {
         return String(file[..<file.range(of: "/Tests/")!.lowerBound]) + "/.build/debug/slipway"
     }
 
-    init(extraConfig: String = "") throws {
+    /// `webhookConfig`: more lines under `webhook:` (e.g. `read_timeout: "2s"`).
+    init(extraConfig: String = "", webhookConfig: [String] = []) throws {
         dir = "/tmp/slipway-sys-\(UUID().uuidString.prefix(8))"
         port = try Self.freePort()
         try FileManager.default.createDirectory(atPath: dir + "/secrets", withIntermediateDirectories: true)
@@ -38,7 +39,7 @@ final class DaemonProcess {
             webhook:
               secret_files: ["secrets/webhook"]
               max_body_bytes: 1048576
-            \(extraConfig)
+            \(webhookConfig.map { "  " + $0 + "\n" }.joined())\(extraConfig)
             """
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
     }

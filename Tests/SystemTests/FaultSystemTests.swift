@@ -34,6 +34,57 @@ struct FaultSystemTests {
         withExtendedLifetime(hostile) {}
     }
 
+    /// A client that trickles its request a byte at a time is cut at `webhook.read_timeout`,
+    /// not kept for the minute-long idle timeout; a prompt client on the same daemon is served.
+    @Test func slowClientsAreCutAtTheReadDeadline() throws {
+        let daemon = try DaemonProcess(webhookConfig: ["read_timeout: \"2s\""])
+        try daemon.start()
+        let slow = try RawHTTPClient(port: daemon.port, timeoutSeconds: 1)
+        let head = Data("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+        let opened = Date()
+        var cutAfter: TimeInterval?
+        for byte in head + Data(repeating: UInt8(ascii: "a"), count: 40) {
+            if (try? slow.send(Data([byte]))) == nil || slow.isClosedByPeer(waiting: 0.25) {
+                cutAfter = Date().timeIntervalSince(opened)
+                break
+            }
+        }
+        #expect(cutAfter != nil, "a trickling client was never cut")
+        if let cutAfter { #expect(cutAfter >= 1.5 && cutAfter < 5, "cut after \(cutAfter) s with read_timeout 2s") }
+
+        // A keep-alive client that answers promptly is unaffected, request after request.
+        let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
+        let prompt = try RawHTTPClient(port: daemon.port)
+        for n in 0..<3 {
+            #expect(
+                try prompt.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "prompt-\(n)"), body: body)
+                    .status == 202)
+            usleep(500_000)
+        }
+        #expect(try daemon.storedDeliveries().map(\.id) == ["prompt-0", "prompt-1", "prompt-2"])
+    }
+
+    /// Beyond `webhook.max_connections` a new connection is closed at once; the slots come back
+    /// when hostile connections hit the read deadline, and deliveries get through again.
+    @Test func connectionCapHoldsAndRecovers() throws {
+        let daemon = try DaemonProcess(webhookConfig: ["read_timeout: \"2s\"", "max_connections: 20"])
+        try daemon.start()
+        var idle: [RawHTTPClient] = []
+        for _ in 0..<20 { idle.append(try RawHTTPClient(port: daemon.port, timeoutSeconds: 1)) }
+        usleep(200_000)
+        let over = try RawHTTPClient(port: daemon.port, timeoutSeconds: 2)
+        #expect(over.isClosedByPeer(waiting: 1), "the 21st connection is closed at once")
+        #expect(idle.allSatisfy { !$0.isClosedByPeer(waiting: 0) }, "the 20 admitted connections stay open until their deadline")
+        #expect(idle.allSatisfy { $0.isClosedByPeer(waiting: 3) }, "idle connections are cut at the read deadline")
+        let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
+        let answer = try RawHTTPClient(port: daemon.port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-cap"), body: body)
+        #expect(answer.status == 202)
+        let metrics = try RawHTTPClient(port: daemon.port).request("GET", "/metrics")
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(text.contains("slipway_webhook_connections_cut_total{reason=\"limit\"}"), "\(text.prefix(2000))")
+    }
+
     /// A full disk: deliveries get 503 (never a 2xx for an event not on disk), nothing is half
     /// written, and service resumes as soon as space returns.
     @Test func diskFullIs503AndRecovers() throws {

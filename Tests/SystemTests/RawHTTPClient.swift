@@ -85,10 +85,16 @@ final class RawHTTPClient {
         return Response(status: status, headers: headers, body: body)
     }
 
-    /// True when the server has closed the connection (read returns end of file).
-    func isClosedByPeer() -> Bool {
+    /// True when the server has closed the connection (read returns end of file or a reset),
+    /// waiting up to `waiting` seconds for that to happen (default: the receive timeout).
+    func isClosedByPeer(waiting: Double? = nil) -> Bool {
+        if let waiting {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(waiting * 1000)) > 0 else { return false }
+        }
         var byte: UInt8 = 0
-        return recv(fd, &byte, 1, 0) == 0
+        let n = recv(fd, &byte, 1, waiting == nil ? 0 : Int32(MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno == ECONNRESET)
     }
 
     private func fill() throws {

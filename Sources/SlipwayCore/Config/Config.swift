@@ -29,6 +29,11 @@ public struct SlipwayConfig: Sendable {
         public var secretFiles: [String]
         public var maxBodyBytes: Int
         public var allowSHA1: Bool
+        /// A request (headers and body) must arrive in full within this time of the connection
+        /// opening or of the previous response (slowloris defence). Read at start only.
+        public var readTimeout: Duration = .seconds(10)
+        /// Open connections to the webhook listener beyond this are closed at once. Read at start only.
+        public var maxConnections: Int = 4096
     }
 
     public struct BuildSettings: Sendable {

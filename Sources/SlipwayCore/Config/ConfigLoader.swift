@@ -6,7 +6,7 @@ import Yams
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
     static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls"]
-    static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1"]
+    static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
     static let taskKeys = [
@@ -81,6 +81,14 @@ public enum ConfigLoader {
             }
             if let n = keys["max_body_bytes"]?.int(min: 1024, max: 100 * 1024 * 1024) { webhook.maxBodyBytes = n }
             if let b = keys["allow_sha1"]?.bool { webhook.allowSHA1 = b }
+            if let node = keys["read_timeout"], let d = node.duration {
+                if d < .milliseconds(100) || d > .seconds(600) {
+                    node.fail("must be between 100ms and 10m, got \(node.kind)")
+                } else {
+                    webhook.readTimeout = d
+                }
+            }
+            if let n = keys["max_connections"]?.int(min: 16, max: 1_000_000) { webhook.maxConnections = n }
         }
 
         var builds = SlipwayConfig.BuildSettings(

@@ -25,6 +25,11 @@ public enum SlipwayMetrics {
         counter("slipway_webhook_deliveries_total", [("event", event), ("status", "\(status)")]).increment()
     }
 
+    /// A webhook connection the listener closed itself: `limit` (too many open) or `read_timeout` (slow client).
+    public static func connectionCut(reason: String) {
+        counter("slipway_webhook_connections_cut_total", [("reason", reason)]).increment()
+    }
+
     public static func signatureFailure() { signatureFailures.increment() }
 
     public static func appendLatency(_ duration: Duration) { appendTimer.recordNanoseconds(duration.nanoseconds) }
@@ -50,5 +55,5 @@ public enum SlipwayMetrics {
 }
 
 extension Duration {
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    public var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }
