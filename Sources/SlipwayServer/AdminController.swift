@@ -64,6 +64,7 @@ public struct AdminController: Sendable {
             return try json(AdminAPI.Run(run))
         }
         v1.post("runs/:id/cancel") { request, context in try await cancel(request, context) }
+        v1.post("runs/:id/retry-push") { request, context in try await retryPush(request, context) }
         v1.get("runs/:id/log") { request, context in try await runLog(request, context) }
         v1.get("events") { request, _ in
             let top = request.uri.queryParameters["top"].flatMap { Int($0) } ?? 15
@@ -165,6 +166,25 @@ public struct AdminController: Sendable {
             return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
         default:
             return problem(.conflict, "run \(id) already ended \(run.status.rawValue)")
+        }
+    }
+
+    /// Queues the push of a run's kept images again, after the registry was down.
+    func retryPush(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let who = Self.operatorName(request)
+        switch try await runs.requeuePush(id, requestedBy: who) {
+        case .notFound:
+            return problem(.notFound, "no run with ID '\(id)'")
+        case .notRetryable(let run):
+            let state = run.step.isEmpty ? run.status.rawValue : "\(run.status.rawValue) in step \(run.step)"
+            return problem(
+                .conflict, "run \(id) is \(state): only a run that failed in its push step, with images left to push, can retry the push")
+        case .queued(let run):
+            wake.bump()
+            logger.notice(
+                "push retry queued", metadata: ["run.id": "\(id)", "task": "\(run.task)", "requested_by": "\(who)"])
+            return try json(AdminAPI.Queued(runId: id), status: .accepted)
         }
     }
 

@@ -4,7 +4,7 @@ import SlipwayCore
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "List, inspect and cancel runs.", subcommands: [List.self, Show.self, Cancel.self])
+        commandName: "run", abstract: "List, inspect and cancel runs.", subcommands: [List.self, Show.self, Cancel.self, RetryPush.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Runs, newest first.")
@@ -61,6 +61,26 @@ struct RunCommand: ParsableCommand {
             }
         }
     }
+
+    struct RetryPush: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "retry-push",
+            abstract: "Push the images of a run whose push failed (registry down), without building again.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The run ID.") var id: String
+        @Flag(help: "Return right after queueing.") var noLogs = false
+
+        func run() throws {
+            try withDaemon {
+                _ = try client.client.post("/v1/runs/\(id.urlPathEscaped)/retry-push", body: [String: String](), as: AdminAPI.Queued.self)
+                FileHandleOutput.stdout("Queued the push of run \(id) again")
+                if noLogs { return }
+                try streamLog(client.client, id: id, follow: true)
+                let run = try client.client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
+                if run.status != RunStatus.succeeded.rawValue { throw ExitCode(1) }
+            }
+        }
+    }
 }
 
 func printRun(_ run: AdminAPI.Run) {
@@ -77,7 +97,7 @@ func printRun(_ run: AdminAPI.Run) {
     for step in ["fetch", "checkout", "build", "push"] {
         if let d = run.durations[step] { rows.append(("Duration \(step)", Formatting.duration(d))) }
     }
-    for image in run.images { rows.append(("Image", "\(image.tag)@\(image.digest)")) }
+    for image in run.images { rows.append(("Image", image.digest.isEmpty ? "\(image.tag) (not pushed)" : "\(image.tag)@\(image.digest)")) }
     let width = rows.map(\.0.count).max() ?? 0
     FileHandleOutput.stdout(rows.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)" }.joined(separator: "\n"))
 }

@@ -14,6 +14,8 @@ final class DaemonProcess {
     var process: Process?
     /// Fixtures (repositories) that must live as long as the daemon uses them.
     var keepAlive: [AnyObject] = []
+    /// Variables set for the daemon on top of the test's own (e.g. another DOCKER_HOST).
+    var environment: [String: String] = [:]
     var logPath: String { dir + "/daemon.log" }
     var configPath: String { dir + "/slipway.yaml" }
     var databasePath: String { dir + "/data/slipway.sqlite" }
@@ -60,6 +62,7 @@ final class DaemonProcess {
         p.arguments = ["serve", "--config", configPath]
         var env = ProcessInfo.processInfo.environment
         if let dockerHost = TestEnvironment.values["SLIPWAY_TEST_DOCKER_HOST"] { env["DOCKER_HOST"] = dockerHost }
+        env.merge(environment) { _, mine in mine }
         p.environment = env
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

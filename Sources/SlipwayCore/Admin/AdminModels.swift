@@ -111,12 +111,11 @@ public enum AdminAPI {
 extension AdminAPI.Run {
     public init(_ r: RunRecord) {
         let durations = (try? JSONSerialization.jsonObject(with: Data(r.durationsJSON.utf8)) as? [String: Double]) ?? [:]
-        let digests = (try? JSONSerialization.jsonObject(with: Data(r.digestsJSON.utf8)) as? [String: String]) ?? [:]
         self.init(
             id: r.runID, task: r.task, status: r.status.rawValue, trigger: r.trigger, branch: r.branch, commit: r.commit,
             attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, updatedAt: r.updatedAt, reason: r.reason, step: r.step,
             exitCode: r.exitCode, durations: durations, durationSeconds: durations.values.reduce(0, +),
-            images: digests.keys.sorted().map { AdminAPI.Image(tag: $0, digest: digests[$0]!) })
+            images: r.images.map { AdminAPI.Image(tag: $0.tag, digest: $0.digest) })
     }
 }
 

@@ -69,10 +69,27 @@ struct DockerSteps: Sendable {
         let command = Command(environment.settings.docker, args, environment: env, workingDirectory: context)
         do {
             try await steps.run(command, step: "build")
-        } catch var failure as StepFailure where failure.status == .failed {
-            if Self.isDaemonUnreachable(failure.reason) { failure.status = .error }
-            throw failure
+        } catch let failure as StepFailure where failure.status == .failed {
+            throw await classify(failure)
         }
+    }
+
+    /// A failed docker command is the build's fault (`Failed`) only if dockerd is still there: when
+    /// it is not (stopped mid-build, socket gone), the run ends `Error` saying so.
+    func classify(_ failure: StepFailure) async -> StepFailure {
+        var failure = failure
+        if Self.isDaemonUnreachable(failure.reason + "\n" + failure.output.joined(separator: "\n")) {
+            failure.status = .error
+            return failure
+        }
+        let probe = Command(environment.settings.docker, ["version", "--format", "{{.Server.Version}}"], environment: dockerEnvironment)
+        do {
+            try await steps.run(probe, step: failure.step, quiet: true)
+        } catch let down as StepFailure where down.status == .failed || down.status == .error {
+            failure.status = .error
+            failure.reason = "the docker daemon became unreachable (\(down.reason)); \(failure.reason)"
+        } catch {}
+        return failure
     }
 
     /// Pushes every tag, retrying transient registry failures with exponential backoff; returns tag → digest.

@@ -67,19 +67,43 @@ struct GitSteps: Sendable {
         }
     }
 
+    /// git's words for a server it could not reach (as opposed to one that refused us).
+    static let unreachableMarkers = [
+        "Could not resolve host", "Failed to connect", "Connection refused", "Connection timed out", "Connection reset",
+        "Operation timed out", "Could not connect", "The requested URL returned error: 502", "The requested URL returned error: 503",
+        "The requested URL returned error: 504", "unable to access",
+    ]
+
+    /// Runs a git network command; a server that cannot be reached ends the run `Error` (not the
+    /// build's fault) with a message that says so, so the operator knows a retry will do.
+    private func network(_ args: [String], url: String) async throws {
+        do {
+            try await steps.run(git(args), step: "fetch")
+        } catch var failure as StepFailure where failure.status == .failed {
+            let text = failure.output.joined(separator: "\n")
+            if Self.unreachableMarkers.contains(where: { text.contains($0) }) && !text.contains("returned error: 401")
+                && !text.contains("returned error: 403") && !text.contains("Authentication failed")
+            {
+                failure.status = .error
+                failure.reason = "cannot reach the git server for \(url): \(failure.reason)"
+            }
+            throw failure
+        }
+    }
+
     private func update(mirror: String, url: String, commit: String) async throws {
         if FileManager.default.fileExists(atPath: mirror + "/HEAD") {
-            try await steps.run(git(["--git-dir=\(mirror)", "fetch", "--prune", "--quiet", "origin"]), step: "fetch")
+            try await network(["--git-dir=\(mirror)", "fetch", "--prune", "--quiet", "origin"], url: url)
         } else {
             try FileText.makeDirectories(FileText.directory(of: mirror))
             let partial = mirror + ".partial"
             try? FileManager.default.removeItem(atPath: partial)
-            try await steps.run(git(["clone", "--mirror", "--quiet", "--", url, partial]), step: "fetch")
+            try await network(["clone", "--mirror", "--quiet", "--", url, partial], url: url)
             // Only a complete mirror takes the real name, so a crash mid-clone never leaves a broken one.
             try FileManager.default.moveItem(atPath: partial, toPath: mirror)
         }
         if !(try await hasCommit(mirror: mirror, commit: commit)) {
-            try await steps.run(git(["--git-dir=\(mirror)", "fetch", "--quiet", "origin", commit]), step: "fetch")
+            try await network(["--git-dir=\(mirror)", "fetch", "--quiet", "origin", commit], url: url)
             guard try await hasCommit(mirror: mirror, commit: commit) else {
                 throw StepFailure(.failed, step: "fetch", "commit \(commit) is not in \(url)")
             }

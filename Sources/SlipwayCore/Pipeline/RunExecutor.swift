@@ -108,11 +108,15 @@ public struct RunExecutor: Sendable {
         log.line(
             "Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)"
         )
+        if run.isPushRetry {
+            return await retryPush(run, task: task, steps: steps, log: log, scratch: scratch, secrets: secrets)
+        }
         var durations: [(String, Double)] = []
         var digests: [(String, String)] = []
+        var tags: [String] = []
         do {
             let values = templateValues(run: run, task: task)
-            let tags = try task.tags.map { text in
+            tags = try task.tags.map { text in
                 let tag = try Template(text).render(values)
                 do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid {
                     throw StepFailure(.failed, step: "prepare", invalid.description)
@@ -146,9 +150,15 @@ public struct RunExecutor: Sendable {
                 failure.reason = cancelReason() ?? "canceled"
             }
             log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
+            var images = "{}"
+            if failure.step == "push" {
+                // The images are built and kept locally: record which tags still need pushing (digest "").
+                images = Self.imagesJSON(tags: tags, pushed: digests)
+                log.line("The images are kept locally; `slipway run retry-push \(run.runID)` pushes them once the registry is back.")
+            }
             return RunStateChange(
                 failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode,
-                durationsJSON: Self.json(durations))
+                durationsJSON: Self.json(durations), digestsJSON: images)
         } catch {
             log.line("Run \(run.runID) error: \(error)")
             return RunStateChange(.error, reason: log.mask("\(error)"), durationsJSON: Self.json(durations))
@@ -156,9 +166,44 @@ public struct RunExecutor: Sendable {
         let total = durations.reduce(0) { $0 + $1.1 }
         for (tag, digest) in digests { log.line("pushed \(tag)@\(digest)") }
         log.line("Run \(run.runID) succeeded after \(String(format: "%.1f", total))s")
+        return RunStateChange(.succeeded, durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: digests))
+    }
+
+    /// Pushes the images a run built but could not push (`slipway run retry-push`): no fetch, no build.
+    func retryPush(
+        _ run: RunRecord, task: TaskDefinition, steps: StepRunner, log: RunLog, scratch: String, secrets: RunSecrets
+    ) async -> RunStateChange {
+        let images = run.images
+        let pending = images.filter { $0.digest.isEmpty }.map(\.tag)
+        log.line("Run \(run.runID): retrying the push of \(pending.joined(separator: ", "))")
+        var durations = (try? JSONSerialization.jsonObject(with: Data(run.durationsJSON.utf8)) as? [String: Double]) ?? [:]
+        var pushed = images.filter { !$0.digest.isEmpty }.map { ($0.tag, $0.digest) }
+        let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
+        let tags = images.map(\.tag)
+        do {
+            try docker.writeConfig()
+            durations["push"] = try await timed { pushed += try await docker.push(pending) }
+        } catch let failure as StepFailure {
+            log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step push: \(failure.reason)")
+            return RunStateChange(
+                failure.status == .canceled ? .failed : failure.status, reason: log.mask(failure.reason), step: "push",
+                exitCode: failure.exitCode, durationsJSON: Self.json(durations.sorted { $0.key < $1.key }),
+                digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
+        } catch {
+            return RunStateChange(.error, reason: log.mask("\(error)"), step: "push", digestsJSON: run.digestsJSON)
+        }
+        for (tag, digest) in pushed { log.line("pushed \(tag)@\(digest)") }
+        log.line("Run \(run.runID) succeeded (push retried)")
+        let order = ["fetch", "checkout", "build", "push"]
         return RunStateChange(
-            .succeeded, durationsJSON: Self.json(durations),
-            digestsJSON: "{" + digests.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}")
+            .succeeded, durationsJSON: Self.json(order.compactMap { step in durations[step].map { (step, $0) } }),
+            digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
+    }
+
+    /// `{"tag": "sha256:…"}` for every tag; a tag not pushed (yet) has digest "".
+    static func imagesJSON(tags: [String], pushed: [(String, String)]) -> String {
+        let digests = Dictionary(pushed, uniquingKeysWith: { _, last in last })
+        return "{" + tags.map { "\(JSONText.quote($0)):\(JSONText.quote(digests[$0] ?? ""))" }.joined(separator: ",") + "}"
     }
 
     func templateValues(run: RunRecord, task: TaskDefinition) -> [String: String] {
@@ -230,7 +275,9 @@ struct StepRunner: Sendable {
         case .timedOut: throw StepFailure(.timeout, step: step, "timed out after \(timeoutText)")
         case .canceled: throw StepFailure(.canceled, step: step, "canceled")
         case .exited(let code):
-            let last = output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? "no output"
+            let last =
+                outcome.lastErrorLine?.trimmingCharacters(in: .whitespaces) ?? output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+                ?? "no output"
             throw StepFailure(
                 failure, step: step, "\(command.display) exited with \(code): \(last)", exitCode: Int(code),
                 output: Array(output.suffix(50)))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A run's status, as DESIGN.md names them.
 public enum RunStatus: String, Sendable, CaseIterable, Codable {
     case queued = "Queued"
@@ -31,6 +33,15 @@ public struct RunRecord: Sendable, Equatable {
     public var updatedAt: String
     public var durationsJSON: String
     public var digestsJSON: String
+
+    /// The run's images: every tag it built, with its digest once pushed ("" until then).
+    public var images: [(tag: String, digest: String)] {
+        let map = (try? JSONSerialization.jsonObject(with: Data(digestsJSON.utf8)) as? [String: String]) ?? [:]
+        return map.keys.sorted().map { ($0, map[$0]!) }
+    }
+
+    /// Queued (or claimed) by `slipway run retry-push`: push the kept images, build nothing.
+    public var isPushRetry: Bool { step == "push" && reason.hasPrefix(RunStore.retryPushReason) }
 }
 
 /// A run the matcher (or an operator) asks for.

@@ -122,6 +122,31 @@ public struct RunStore: Sendable {
         }
     }
 
+    static let retryPushReason = "retry-push"
+
+    public enum PushRetry: Sendable {
+        case notFound
+        /// The run is not one whose push failed: its status and step.
+        case notRetryable(RunRecord)
+        case queued(RunRecord)
+    }
+
+    /// Queues the push of a run that failed (or errored) in its push step again; the kept images
+    /// are pushed by the builder without fetching or building (`RunRecord.isPushRetry`).
+    public func requeuePush(_ runID: String, requestedBy who: String) async throws(DatabaseError) -> PushRetry {
+        try await database.write { db in
+            guard let run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first
+            else { return .notFound }
+            guard run.status == .failed || run.status == .error, run.step == "push", run.images.contains(where: { $0.digest.isEmpty })
+            else { return .notRetryable(run) }
+            let change = RunStateChange(
+                .queued, reason: "\(Self.retryPushReason) requested by \(who)", step: "push", durationsJSON: run.durationsJSON,
+                digestsJSON: run.digestsJSON)
+            try Self.append(change, run: run.number, db: db)
+            return .queued(run)
+        }
+    }
+
     /// Appends a state change to a run.
     public func append(_ change: RunStateChange, to run: Int64) async throws(DatabaseError) {
         try await database.write { db in try Self.append(change, run: run, db: db) }

@@ -39,6 +39,8 @@ public struct CommandOutcome: Sendable, Equatable {
     }
 
     public var ending: Ending
+    /// The last non-blank line the command wrote to stderr: usually the reason it failed.
+    public var lastErrorLine: String? = nil
     public var succeeded: Bool { ending == .exited(0) }
 }
 
@@ -76,7 +78,12 @@ public enum ProcessRunner {
                     do { for try await line in execution.standardOutput.strings() { onLine(line) } } catch {}
                 }
                 group.addTask {
-                    do { for try await line in execution.standardError.strings() { onLine(line) } } catch {}
+                    do {
+                        for try await line in execution.standardError.strings() {
+                            if !line.allSatisfy(\.isWhitespace) { ending.lastErrorLine = line }
+                            onLine(line)
+                        }
+                    } catch {}
                 }
                 let watchdog = Task {
                     while !Task.isCancelled {
@@ -102,11 +109,11 @@ public enum ProcessRunner {
         if let forced = ending.value {
             // The group leader is gone; make sure nothing it started survives.
             kill(-result.processIdentifier.value, SIGKILL)
-            return CommandOutcome(ending: forced)
+            return CommandOutcome(ending: forced, lastErrorLine: ending.lastErrorLine)
         }
         switch result.terminationStatus {
-        case .exited(let code): return CommandOutcome(ending: .exited(code))
-        case .signaled(let signal): return CommandOutcome(ending: .signaled(signal))
+        case .exited(let code): return CommandOutcome(ending: .exited(code), lastErrorLine: ending.lastErrorLine)
+        case .signaled(let signal): return CommandOutcome(ending: .signaled(signal), lastErrorLine: ending.lastErrorLine)
         }
     }
 
@@ -126,4 +133,9 @@ private final class EndingBox: Sendable {
     private let stored = Mutex<CommandOutcome.Ending?>(nil)
     func set(_ e: CommandOutcome.Ending) { stored.withLock { if $0 == nil { $0 = e } } }
     var value: CommandOutcome.Ending? { stored.withLock { $0 } }
+    private let errorLine = Mutex<String?>(nil)
+    var lastErrorLine: String? {
+        get { errorLine.withLock { $0 } }
+        set { errorLine.withLock { $0 = newValue } }
+    }
 }
