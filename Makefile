@@ -1,11 +1,12 @@
 # Slipway — the two commands of the README, and a few helpers.
 #   make run    build and start the daemon with config/slipway.dev.yaml (data in .dev/)
-#   make test   install and start what the tests need (dockerd, registry, git server), then run every test
+#   make test   install and start what the tests need (dockerd, registry, git server), then run every
+#               test and a 30 s fuzz run of each parser (FUZZ_SECONDS=… to change)
 SWIFT ?= swift
 DEV_CONFIG := config/slipway.dev.yaml
 DEV_SECRET := .dev/secrets/webhook
 
-.PHONY: run test test-env-stop build release bench check-config format clean man install deb
+.PHONY: run test fuzz test-env-stop build release bench check-config format clean man install deb
 
 build:
 	scripts/install-deps.sh build
@@ -29,6 +30,12 @@ test:
 	scripts/test-env.sh
 	$(SWIFT) build --build-tests
 	set -a && . ./.test-env/env && set +a && $(SWIFT) test --skip-build
+	Fuzz/run.sh $(FUZZ_SECONDS)
+
+# libFuzzer + AddressSanitizer over every parser; `make test` runs each target 30 s, this runs them 10 min.
+FUZZ_SECONDS ?= 30
+fuzz:
+	Fuzz/run.sh 600
 
 test-env-stop:
 	scripts/test-env.sh stop

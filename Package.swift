@@ -96,3 +96,21 @@ let package = Package(
         ),
     ]
 )
+
+// `SLIPWAY_FUZZ=1` (Fuzz/run.sh, its own build path): Slipway's code instrumented for libFuzzer
+// and AddressSanitizer, plus the `slipway-fuzz` driver. Dependencies are built as usual.
+if Context.environment["SLIPWAY_FUZZ"] == "1" {
+    let fuzz: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    for target in package.targets where target.name == "SlipwayCore" {
+        target.swiftSettings = (target.swiftSettings ?? []) + fuzz
+    }
+    package.targets.append(
+        .executableTarget(
+            name: "slipway-fuzz",
+            dependencies: ["SlipwayCore"],
+            path: "Fuzz/Sources",
+            swiftSettings: swiftSettings + fuzz + [.unsafeFlags(["-parse-as-library"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        ))
+    package.products.append(.executable(name: "slipway-fuzz", targets: ["slipway-fuzz"]))
+}
