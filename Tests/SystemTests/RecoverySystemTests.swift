@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayCore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -117,6 +118,90 @@ struct RecoverySystemTests {
         try daemon.push(repo.pushPayload(after: sha2, files: ["app/Dockerfile"]))
         let after = try daemon.waitForRun("sw2", timeout: 120)
         #expect(after.status == "Succeeded", "\(after.reason)\n\(daemon.runLog("sw2"))")
+    }
+}
+
+extension RecoverySystemTests {
+    /// `kill -9` at random points (and during builds) while deliveries keep coming and builds run;
+    /// after every restart: every 2xx'd delivery is in the log once, nothing stays `Running`, every
+    /// matched event has its run, and every run interrupted on its first attempt was retried.
+    /// `SLIPWAY_SOAK_KILLS` sets the number of kills (default 10; `SLIPWAY_SOAK_KILLS=100` for a long run).
+    @Test func randomKill9SoakKeepsTheInvariants() throws {
+        let kills = Int(ProcessInfo.processInfo.environment["SLIPWAY_SOAK_KILLS"] ?? "") ?? 10
+        let repo = try GitRepo(name: PipelineSystemTests.name("soak"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN sleep 1\n"), "app/hello.txt": "x"])
+        let daemon = try PipelineSystemTests.daemon(tasks: [PipelineSystemTests.task("web", repo: repo, image: repo.name)], maxConcurrent: 2)
+        let acked = Mutex<Set<String>>([])
+        let stop = Atomic<Bool>(false)
+        let port = daemon.port
+        let body = repo.pushPayload(after: sha, files: ["app/hello.txt"])
+
+        // The sender: like GitHub, it redelivers a delivery (same id) until it is acknowledged.
+        let sender = Thread {
+            var n = 0
+            while !stop.load(ordering: .relaxed) {
+                let id = "soak-\(n)"
+                if let r = try? RawHTTPClient(port: port, timeoutSeconds: 5).request(
+                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body),
+                    r.status == 202 || r.status == 200
+                {
+                    acked.withLock { _ = $0.insert(id) }
+                    n += 1
+                }
+                usleep(UInt32.random(in: 20_000...150_000))
+            }
+        }
+        sender.start()
+        var killedDuringBuild = 0
+        for k in 0..<kills {
+            if k % 2 == 0 {
+                // Aim at a build in progress.
+                try? daemon.waitUntil("a build running", timeout: 30) { try daemon.runs().contains { $0.status == "Running" } }
+                usleep(UInt32.random(in: 0...800_000))
+                if try daemon.runs().contains(where: { $0.status == "Running" }) { killedDuringBuild += 1 }
+            } else {
+                usleep(UInt32.random(in: 100_000...2_500_000))
+            }
+            daemon.signal(SIGKILL)
+            daemon.waitForExit()
+            try daemon.start()
+        }
+        usleep(1_000_000)
+        stop.store(true, ordering: .relaxed)
+        while !sender.isFinished { usleep(10_000) }
+
+        // Quiesce: every run reaches a final state.
+        try daemon.waitUntil("every run final", timeout: 180) {
+            try daemon.runs().allSatisfy { !["Queued", "Running"].contains($0.status) }
+        }
+        let ackedIDs = acked.withLock { $0 }
+        let stored = try daemon.storedDeliveries()
+        #expect(ackedIDs.count > 20, "deliveries kept coming: \(ackedIDs.count)")
+        #expect(killedDuringBuild >= 1, "at least one kill hit a running build")
+        #expect(Set(stored.map(\.id)) == ackedIDs, "exactly the acknowledged deliveries are stored")
+        #expect(stored.count == Set(stored.map(\.id)).count, "each once")
+
+        let runs = try daemon.runs()
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        let traced = try db.prepare("SELECT e.seq, t.matched, t.run_id FROM events e LEFT JOIN match_traces t ON t.event_seq = e.seq")
+            .rows { ($0.int(0), $0.isNull(1) ? nil : $0.int(1), $0.isNull(2) ? nil : $0.text(2)) }
+        #expect(traced.allSatisfy { $0.1 == 1 }, "every event was matched: \(traced.filter { $0.1 != 1 }.map(\.0))")
+        let runIDs = Set(runs.map(\.runID))
+        #expect(traced.allSatisfy { $0.2.map(runIDs.contains) == true }, "every matched event has its run")
+        for run in runs {
+            #expect(
+                run.status == "Succeeded" || (run.status == "Canceled" && run.reason.hasPrefix("superseded by"))
+                    || (run.status == "Error" && run.reason == "interrupted by restart"),
+                "\(run.runID): \(run.status) \(run.reason)")
+        }
+        let retried = try db.prepare("SELECT event_seq, attempt FROM runs").rows { ($0.isNull(0) ? -1 : $0.int(0), Int($0.int(1))) }
+        for run in runs where run.status == "Error" && run.attempt == 1 {
+            let seq = try db.prepare("SELECT event_seq FROM runs WHERE run_id = ?").bind([.text(run.runID)]).rows { $0.int(0) }.first
+            #expect(retried.contains { $0.0 == seq && $0.1 == 2 }, "\(run.runID) interrupted on its first attempt was retried")
+        }
+        #expect(runs.contains { $0.status == "Succeeded" }, "builds did get done")
+        let scratch = (try? FileManager.default.contentsOfDirectory(atPath: daemon.dir + "/data/tmp")) ?? []
+        #expect(scratch.isEmpty, "no scratch with credentials left: \(scratch)")
     }
 }
 
