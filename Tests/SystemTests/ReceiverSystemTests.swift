@@ -109,6 +109,79 @@ import Testing
         #expect(try RawHTTPClient(port: daemon.port).request("GET", "/healthz").status == 200, "the daemon stays healthy")
     }
 
+    /// Hostile requests each get their answer and leave the daemon healthy: oversized headers,
+    /// bodies that lie about their length, invalid UTF-8, deep nesting, odd signature headers.
+    @Test func hostileRequestsGetTheirAnswers() throws {
+        let daemon = try DaemonProcess(webhookConfig: ["read_timeout: \"2s\""])
+        try daemon.start()
+        func healthy() throws -> Bool { try RawHTTPClient(port: daemon.port).request("GET", "/healthz").status == 200 }
+
+        // Headers over the parser's 80 KB limit: 400 from the HTTP parser (or the connection closed), nothing stored.
+        let big = try RawHTTPClient(port: daemon.port)
+        let hugeHeader = "X-Filler: " + String(repeating: "a", count: 200_000)
+        let bigAnswer = try? big.request("POST", "/webhooks/github", headers: [("X-GitHub-Event", "push"), (hugeHeader, "")], body: Self.push)
+        #expect(bigAnswer == nil || bigAnswer?.status == 400 || bigAnswer?.status == 431, "got \(bigAnswer?.status ?? 0)")
+        #expect(try healthy())
+
+        // A body shorter than its Content-Length: cut at the read deadline, nothing stored.
+        let short = try RawHTTPClient(port: daemon.port)
+        var head = "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+        for (k, v) in DaemonProcess.headers(for: Self.push, delivery: "short") { head += "\(k): \(v)\r\n" }
+        try short.send(Data((head + "\r\n").utf8) + Self.push)
+        #expect(short.isClosedByPeer(waiting: 5), "a body that never completes is cut")
+
+        // A body longer than its Content-Length: the declared bytes are the body (bad signature:
+        // 401), the rest is not a request (400 or closed). Nothing stored.
+        let long = try RawHTTPClient(port: daemon.port)
+        var longHead = "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+        for (k, v) in DaemonProcess.headers(for: Self.push, delivery: "long") { longHead += "\(k): \(v)\r\n" }
+        try long.send(Data((longHead + "\r\n").utf8) + Self.push)
+        #expect(try long.readResponse().status == 401)
+        #expect(try healthy())
+
+        // Invalid UTF-8 and deep nesting, correctly signed: 400 with the reason.
+        let invalid = Data([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])  // {"a":"\xff\xfe"}
+        let badUTF8 = try RawHTTPClient(port: daemon.port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: invalid, delivery: "utf8"), body: invalid)
+        #expect(badUTF8.status == 400, "\(badUTF8.status)")
+        #expect((badUTF8.json["error"] as? String)?.contains("UTF-8") == true, "\(badUTF8.json)")
+        let deep = Data((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8)
+        let nested = try RawHTTPClient(port: daemon.port).request(
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: deep, delivery: "deep"), body: deep)
+        #expect(nested.status == 400, "\(nested.status)")
+        #expect((nested.json["error"] as? String)?.contains("nest") == true, "\(nested.json)")
+
+        // Signature headers: hex is case-insensitive; a wrong length or a wrong prefix is 401.
+        var upper = DaemonProcess.headers(for: Self.push, delivery: "upper")
+        upper[upper.count - 1].1 = "sha256=" + upper[upper.count - 1].1.dropFirst(7).uppercased()
+        #expect(try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: upper, body: Self.push).status == 202)
+        for bad in ["sha256=abc", "sha256=" + String(repeating: "0", count: 65), "sha512=" + String(repeating: "0", count: 64), "sha256=", ""] {
+            var headers = DaemonProcess.headers(for: Self.push, delivery: "bad-\(bad.count)")
+            headers[headers.count - 1].1 = bad
+            #expect(try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: headers, body: Self.push).status == 401, "\(bad)")
+        }
+        #expect(try daemon.storedDeliveries().map(\.id) == ["upper"])
+        #expect(try healthy())
+    }
+
+    /// An outside reader holding a read transaction (a backup, `sqlite3` at the prompt) does not
+    /// stop deliveries: WAL lets the writer go on.
+    @Test func outsideReaderDoesNotBlockDeliveries() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let reader = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        try reader.execute("BEGIN")
+        _ = try reader.prepare("SELECT COUNT(*) FROM events").rows { $0.int(0) }
+        let client = try RawHTTPClient(port: daemon.port)
+        for n in 0..<50 {
+            let r = try client.request(
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "read-\(n)"), body: Self.push)
+            #expect(r.status == 202)
+        }
+        try reader.execute("COMMIT")
+        #expect(try daemon.storedDeliveries().count == 50)
+    }
+
     /// The disk refusing the write is a 503, never a 2xx; the daemon recovers when it can write again.
     @Test func unwritableLogIs503() throws {
         let daemon = try DaemonProcess()
