@@ -113,3 +113,24 @@ enum Fixtures {
 
     static func bytes(_ name: String) throws -> [UInt8] { try FileText.readBytes(root + name) }
 }
+
+/// The stored headers JSON must be valid JSON holding exactly what was received.
+@Suite struct HeadersJSONTests {
+    @Test func escapesAndRoundTrips() throws {
+        let tricky = "quote\" back\\slash\nnew\rret\ttab \u{01}\u{1f}\u{7f} café 🚢 ünï"
+        let quoted = JSONText.quote(tricky)
+        let decoded = try JSONSerialization.jsonObject(with: Data(quoted.utf8), options: .fragmentsAllowed) as? String
+        #expect(decoded == tricky)
+        #expect(quoted.contains("\\u0001") && quoted.contains("\\u007f"))
+    }
+
+    @Test func lowerCasesNamesAndJoinsRepeats() throws {
+        let json = WebhookIntake.headersJSON([
+            (name: "X-GitHub-Event", value: "push"), (name: "Accept", value: "*/*"), (name: "accept", value: "text/plain"),
+            (name: "X-Note", value: "a \"b\" ü"),
+        ])
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String]
+        #expect(object == ["x-github-event": "push", "accept": "*/*, text/plain", "x-note": "a \"b\" ü"])
+        #expect(json.hasPrefix(#"{"x-github-event":"push","accept":"#), "order kept: \(json)")
+    }
+}

@@ -104,12 +104,24 @@ public struct WebhookIntake: Sendable {
 
     /// The headers as one JSON object with lower-cased names; repeated names are joined with ", ".
     static func headersJSON(_ headers: [(name: String, value: String)]) -> String {
-        var merged: [(String, String)] = []
-        for (name, value) in headers {
-            let key = name.lowercased()
-            if let i = merged.firstIndex(where: { $0.0 == key }) { merged[i].1 += ", " + value } else { merged.append((key, value)) }
+        var out: [UInt8] = []
+        out.reserveCapacity(headers.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
+        out.append(UInt8(ascii: "{"))
+        for (i, (name, value)) in headers.enumerated() {
+            // A repeated name was joined into its first occurrence.
+            if headers[..<i].contains(where: { $0.name.caseInsensitiveEquals(name) }) { continue }
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            JSONText.append(name, to: &out, lowercasingASCII: true)
+            out.append(UInt8(ascii: ":"))
+            let repeats = headers[(i + 1)...].filter { $0.name.caseInsensitiveEquals(name) }
+            if repeats.isEmpty {
+                JSONText.append(value, to: &out)
+            } else {
+                JSONText.append(([value] + repeats.map(\.value)).joined(separator: ", "), to: &out)
+            }
         }
-        return "{" + merged.map { "\(JSONText.quote($0.0)):\(JSONText.quote($0.1))" }.joined(separator: ",") + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
