@@ -84,7 +84,7 @@ tasks:
             except Exception:
                 time.sleep(0.1)
         db = os.path.join(work, "data/slipway.sqlite")
-        dispatch, total, fetch = [], [], []
+        dispatch, total, fetch, phases = [], [], [], []
         for i in range(N):
             with open(os.path.join(src, "app/payload.txt"), "w") as f:
                 f.write("run %d %s\n" % (i, time.time()))
@@ -112,8 +112,14 @@ tasks:
                 time.sleep(0.02)
             assert row[0] == "Succeeded", (run_id, row)
             with open(os.path.join(work, "data/runs/%s.log" % run_id)) as f:
-                start = next(l.split(" ", 1)[0] for l in f if " $ docker build " in l)
+                lines = f.readlines()
+            start = next(l.split(" ", 1)[0] for l in lines if " $ docker build " in l)
+            first = lines[0].split(" ", 1)[0]
+            checkout = next(l.split(" ", 1)[0] for l in lines if " read-tree " in l)
             dispatch.append((ts(start) - ts(received)) * 1000)
+            # where the dispatch time goes: event stored -> run log opened (matcher + builder claim),
+            # -> checkout starts (mirror fetch), -> docker build starts (checkout, build preparation)
+            phases.append(((ts(first) - ts(received)) * 1000, (ts(checkout) - ts(first)) * 1000, (ts(start) - ts(checkout)) * 1000))
             total.append(ts(row[1]) - ts(received))
             fetch.append(json.loads(row[2])["fetch"])
 
@@ -142,6 +148,8 @@ tasks:
             hand.append(time.time() - t0)
             shutil.rmtree(d)
 
+        print("RESULT dispatch_phases_p50_ms queue=%.1f fetch=%.1f checkout_and_prepare=%.1f" % tuple(
+            statistics.median(p[k] for p in phases) for k in range(3)))
         print("RESULT pipeline runs=%d dispatch_p50_ms=%.1f dispatch_p99_ms=%.1f run_p50_s=%.3f run_p99_s=%.3f by_hand_p50_s=%.3f overhead_p50=%+.1f%%" % (
             N, pct(dispatch, 50), pct(dispatch, 99), pct(total, 50), pct(total, 99), statistics.median(hand),
             (pct(total, 50) / statistics.median(hand) - 1) * 100))

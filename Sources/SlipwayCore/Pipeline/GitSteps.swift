@@ -130,13 +130,18 @@ struct GitSteps: Sendable {
         return sha
     }
 
-    /// A working tree of exactly `commit`, sharing the mirror's objects.
+    /// The files of exactly `commit`, written from the mirror in one process: `read-tree -u` with
+    /// an index of the run's own, so the mirror's HEAD and index are never touched (runs share it)
+    /// and no clone (a local upload-pack, hooks, config) is made. The workspace has no `.git`;
+    /// a clone's `.git` pointed at the mirror through alternates and was unusable inside a build anyway.
     func checkout(url: String, commit: String, into workspace: String) async throws {
         let mirror = mirrorPath(url: url)
-        try FileText.makeDirectories(FileText.directory(of: workspace))
         try? FileManager.default.removeItem(atPath: workspace)
-        try await steps.run(git(["clone", "--quiet", "--shared", "--no-checkout", "--", mirror, workspace]), step: "checkout")
+        try FileText.makeDirectories(workspace)
+        var env = gitEnvironment
+        env["GIT_INDEX_FILE"] = scratch + "/checkout.index"
         try await steps.run(
-            git(["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit], cwd: workspace), step: "checkout")
+            Command("git", ["--git-dir=\(mirror)", "--work-tree=\(workspace)", "read-tree", "--reset", "-u", commit], environment: env),
+            step: "checkout")
     }
 }
