@@ -8,7 +8,7 @@ seconds="${1:-10}"
 bin="${SLIPWAY_BIN:-.build/release/slipway}"
 [ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
 body=Tests/Fixtures/github/push.json
-for n in 10000 100000 1000000; do
+for n in ${GROWTH_SIZES:-10000 100000 1000000}; do
   work=$(mktemp -d /var/tmp/slipway-growth.XXXXXX)
   mkdir -p "$work/secrets" "$work/data"
   (umask 077; echo "growth-secret" > "$work/secrets/webhook")
