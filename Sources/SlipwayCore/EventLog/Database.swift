@@ -60,9 +60,13 @@ public final class Database: Sendable {
     }
 
     fileprivate struct WriteItem: Sendable {
+        let durable: Bool
         let perform: @Sendable (SQLiteConnection) throws -> Void
         let finish: @Sendable (DatabaseError?) -> Void
     }
+
+    /// The writer's current `synchronous` level; only touched on `writerQueue`.
+    private let writerSyncFull = Mutex(true)
 
     /// Opens or creates the database at `path`, applies migrations, and sets WAL + `synchronous=FULL`.
     public init(path: String, migrations: [Migration] = Migration.all, busyTimeoutMilliseconds: Int32 = 5_000) throws {
@@ -80,10 +84,20 @@ public final class Database: Sendable {
     ///
     /// If `body` throws, only its own changes are rolled back (it runs in a savepoint); if the
     /// commit itself fails, every write in the batch fails with `.unavailable`.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(DatabaseError) -> T {
+    ///
+    /// `durable: false` is for writes derived from data that is already durable (the matcher's
+    /// traces, runs and cursor, all re-derived from the event log if lost): a transaction made only
+    /// of such writes commits with `synchronous=NORMAL` — atomic, but without its own fsync. The
+    /// next durable commit (a delivery, a builder claim) fsyncs the WAL and with it everything
+    /// before it, so nothing derived is ever acted on before it is on disk. A batch with any
+    /// durable write is committed with `synchronous=FULL`.
+    public func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(
+        DatabaseError
+    ) -> T {
         let result: Result<T, DatabaseError> = await withCheckedContinuation { continuation in
             let box = ResultBox<T>()
             let item = WriteItem(
+                durable: durable,
                 perform: { db in box.value = try body(db) },
                 finish: { error in
                     if let error {
@@ -153,6 +167,11 @@ public final class Database: Sendable {
     private func commit(_ batch: [WriteItem], on db: SQLiteConnection) {
         var outcomes = [DatabaseError?](repeating: nil, count: batch.count)
         do {
+            let full = batch.contains { $0.durable }
+            if writerSyncFull.withLock({ $0 }) != full {
+                try db.execute(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+                writerSyncFull.withLock { $0 = full }
+            }
             try db.execute("BEGIN IMMEDIATE")
             for (i, item) in batch.enumerated() {
                 try db.prepare("SAVEPOINT item").run()
