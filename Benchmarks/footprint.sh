@@ -8,25 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:-200000}"
-bin="${SLIPWAY_BIN:-.build/release/slipway}"
-[ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
-work=$(mktemp -d /var/tmp/slipway-footprint.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/secrets"
-(umask 077; echo "bench-secret-$RANDOM" > "$work/secrets/webhook")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/slipway.yaml" <<YAML
-listen: "127.0.0.1:$port"
-data_dir: "data"
-admin_socket: "slipway.sock"
-webhook:
-  secret_files: ["secrets/webhook"]
-YAML
-body=Tests/Fixtures/github/push.json
-signature="sha256=$(openssl dgst -sha256 -hmac "$(cat "$work/secrets/webhook")" "$body" | sed 's/.*= //')"
-"$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
-pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+. Benchmarks/daemon.sh
 sleep 1
 rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
 fds() { ls /proc/$pid/fd | wc -l; }

@@ -5,19 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
-bin="${SLIPWAY_BIN:-.build/release/slipway}"
-[ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
-work=$(mktemp -d /var/tmp/slipway-profile.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-mkdir -p "$work/secrets"; (umask 077; echo "bench-secret" > "$work/secrets/webhook")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'listen: "127.0.0.1:%s"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' "$port" > "$work/slipway.yaml"
-body=Tests/Fixtures/github/push.json
-signature="sha256=$(openssl dgst -sha256 -hmac bench-secret "$body" | sed 's/.*= //')"
-"$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
-pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+. Benchmarks/daemon.sh
 BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="p$RANDOM" \
   wrk -t2 -c32 -d"${seconds}s" -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" > "$work/wrk.txt" &
 sleep 1

@@ -229,18 +229,8 @@ struct PipelineSystemTests {
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         try daemon.waitUntil("a failed push attempt") { daemon.runLog("sw1").contains("retrying in") }
 
-        let config = try String(contentsOfFile: TestEnvironment.require("SLIPWAY_TEST_REGISTRY_CONFIG"), encoding: .utf8)
-            .replacingOccurrences(of: "addr: \(TestEnvironment.registry)", with: "addr: \(flaky)")
-            .replacingOccurrences(of: "registry-data", with: "registry-data-\(repo.name)")
-        let configPath = daemon.dir + "/flaky-registry.yml"
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let registry = Process()
-        registry.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-        registry.arguments = ["serve", configPath]
-        registry.standardError = FileHandle.nullDevice
-        registry.standardOutput = FileHandle.nullDevice
-        try registry.run()
-        defer { registry.terminate(); registry.waitUntilExit() }
+        let registry = try Background.registry(port: port, name: repo.name, dir: daemon.dir)
+        defer { registry.stop() }
 
         let run = try daemon.waitForRun("sw1")
         #expect(run.status == "Succeeded", "\(run.reason)\n\(daemon.runLog("sw1"))")

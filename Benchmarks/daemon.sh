@@ -1,0 +1,16 @@
+# Sourced by ingest.sh, footprint.sh and profile.sh: starts the release daemon (or $SLIPWAY_BIN)
+# on a fresh data dir under /var/tmp and a free port, and stops it and removes the dir at exit.
+# Sets: bin, work, port, pid, body (the ~3 KB push fixture), signature (its X-Hub-Signature-256).
+bin="${SLIPWAY_BIN:-.build/release/slipway}"
+[ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
+work=$(mktemp -d /var/tmp/slipway-bench.XXXXXX)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/secrets"
+(umask 077; echo "bench-secret-$RANDOM" > "$work/secrets/webhook")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'listen: "127.0.0.1:%s"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' "$port" > "$work/slipway.yaml"
+body=Tests/Fixtures/github/push.json
+signature="sha256=$(openssl dgst -sha256 -hmac "$(cat "$work/secrets/webhook")" "$body" | sed 's/.*= //')"
+"$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
