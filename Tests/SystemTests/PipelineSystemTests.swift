@@ -27,6 +27,16 @@ struct PipelineSystemTests {
         """
     }
 
+    /// A task `web` building `repo` with exactly these tags (e.g. on a registry the test starts itself).
+    static func task(repo: GitRepo, tags: [String], url: String? = nil) -> String {
+        """
+          - name: web
+            context: "\(url ?? repo.url)#main:app"
+            tags: [\(tags.map { "\"\($0)\"" }.joined(separator: ", "))]
+            git_token_file: "\(TestEnvironment.tokenFile)"
+        """
+    }
+
     static func daemon(tasks: [String], maxConcurrent: Int = 2, extraRegistry: String? = nil, stopGrace: String? = nil) throws
         -> DaemonProcess
     {
@@ -219,13 +229,7 @@ struct PipelineSystemTests {
         let flaky = "127.0.0.1:\(port)"
         let repo = try GitRepo(name: Self.name("retry"))
         let sha = try repo.commit(["app/Dockerfile": Self.dockerfile(), "app/hello.txt": "x"])
-        let task = """
-              - name: web
-                context: "\(repo.url)#main:app"
-                tags: ["\(flaky)/\(repo.name):{{.Run.ID}}"]
-                git_token_file: "\(TestEnvironment.tokenFile)"
-            """
-        let daemon = try Self.daemon(tasks: [task], extraRegistry: flaky)
+        let daemon = try Self.daemon(tasks: [Self.task(repo: repo, tags: ["\(flaky)/\(repo.name):{{.Run.ID}}"])], extraRegistry: flaky)
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         try daemon.waitUntil("a failed push attempt") { daemon.runLog("sw1").contains("retrying in") }
 

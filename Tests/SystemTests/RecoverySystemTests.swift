@@ -22,12 +22,7 @@ struct RecoverySystemTests {
         let registry = "127.0.0.1:\(port)"
         let repo = try GitRepo(name: PipelineSystemTests.name("regdown"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
-        let task = """
-              - name: web
-                context: "\(repo.url)#main:app"
-                tags: ["\(registry)/\(repo.name):{{.Run.ID}}", "\(registry)/\(repo.name):latest"]
-                git_token_file: "\(TestEnvironment.tokenFile)"
-            """
+        let task = PipelineSystemTests.task(repo: repo, tags: ["\(registry)/\(repo.name):{{.Run.ID}}", "\(registry)/\(repo.name):latest"])
         let daemon = try PipelineSystemTests.daemon(tasks: [task], extraRegistry: registry)
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         let failed = try daemon.waitForRun("sw1")
@@ -67,12 +62,7 @@ struct RecoverySystemTests {
         let repo = try GitRepo(name: PipelineSystemTests.name("gitdown"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
         let url = repo.url.replacingOccurrences(of: TestEnvironment.gitURL, with: "http://127.0.0.1:\(port)")
-        let task = """
-              - name: web
-                context: "\(url)#main:app"
-                tags: ["\(TestEnvironment.registry)/\(repo.name):{{.Run.ID}}"]
-                git_token_file: "\(TestEnvironment.tokenFile)"
-            """
+        let task = PipelineSystemTests.task(repo: repo, tags: ["\(TestEnvironment.registry)/\(repo.name):{{.Run.ID}}"], url: url)
         let daemon = try PipelineSystemTests.daemon(tasks: [task])
         var payload = try JSONSerialization.jsonObject(with: repo.pushPayload(after: sha, files: ["app/Dockerfile"])) as! [String: Any]
         payload["repository"] = ["full_name": "test/\(repo.name)", "clone_url": url]
