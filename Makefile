@@ -48,7 +48,7 @@ bench:
 	Benchmarks/run.sh
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive Sources Tests Fuzz/Sources Package.swift
 
 clean:
 	rm -rf .build .dev

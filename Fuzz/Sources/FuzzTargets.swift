@@ -82,7 +82,8 @@ func fuzzOne(_ input: [UInt8]) {
         _ = try? PushEvent.decode(body: input, headersJSON: "{}")
     case .context:
         if let context = try? GitContext.parse(String(decoding: input, as: UTF8.self)) {
-            check(!context.folder.hasPrefix("/") && !context.folder.split(separator: "/").contains(".."), "folder escapes: \(context.folder)")
+            check(
+                !context.folder.hasPrefix("/") && !context.folder.split(separator: "/").contains(".."), "folder escapes: \(context.folder)")
             check(!context.url.hasPrefix("-") && !context.branch.hasPrefix("-"), "option-like url or branch: \(context)")
             check((try? GitContext.parse(context.description)) == context, "'\(context)' does not parse back to itself")
         }

@@ -57,8 +57,10 @@ struct FaultSystemTests {
         let prompt = try RawHTTPClient(port: daemon.port)
         for n in 0..<3 {
             #expect(
-                try prompt.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "prompt-\(n)"), body: body)
-                    .status == 202)
+                try prompt.request(
+                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "prompt-\(n)"), body: body
+                )
+                .status == 202)
             usleep(500_000)
         }
         #expect(try daemon.storedDeliveries().map(\.id) == ["prompt-0", "prompt-1", "prompt-2"])

@@ -119,7 +119,8 @@ import Testing
         // Headers over the parser's 80 KB limit: 400 from the HTTP parser (or the connection closed), nothing stored.
         let big = try RawHTTPClient(port: daemon.port)
         let hugeHeader = "X-Filler: " + String(repeating: "a", count: 200_000)
-        let bigAnswer = try? big.request("POST", "/webhooks/github", headers: [("X-GitHub-Event", "push"), (hugeHeader, "")], body: Self.push)
+        let bigAnswer = try? big.request(
+            "POST", "/webhooks/github", headers: [("X-GitHub-Event", "push"), (hugeHeader, "")], body: Self.push)
         #expect(bigAnswer == nil || bigAnswer?.status == 400 || bigAnswer?.status == 431, "got \(bigAnswer?.status ?? 0)")
         #expect(try healthy())
 
@@ -155,10 +156,14 @@ import Testing
         var upper = DaemonProcess.headers(for: Self.push, delivery: "upper")
         upper[upper.count - 1].1 = "sha256=" + upper[upper.count - 1].1.dropFirst(7).uppercased()
         #expect(try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: upper, body: Self.push).status == 202)
-        for bad in ["sha256=abc", "sha256=" + String(repeating: "0", count: 65), "sha512=" + String(repeating: "0", count: 64), "sha256=", ""] {
+        for bad in [
+            "sha256=abc", "sha256=" + String(repeating: "0", count: 65), "sha512=" + String(repeating: "0", count: 64), "sha256=", "",
+        ] {
             var headers = DaemonProcess.headers(for: Self.push, delivery: "bad-\(bad.count)")
             headers[headers.count - 1].1 = bad
-            #expect(try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: headers, body: Self.push).status == 401, "\(bad)")
+            #expect(
+                try RawHTTPClient(port: daemon.port).request("POST", "/webhooks/github", headers: headers, body: Self.push).status == 401,
+                "\(bad)")
         }
         #expect(try daemon.storedDeliveries().map(\.id) == ["upper"])
         #expect(try healthy())

@@ -87,7 +87,9 @@ struct RecoverySystemTests {
         let dockerd = try Background.dockerd()
         defer { dockerd.stop() }
         let repo = try GitRepo(name: PipelineSystemTests.name("dockerdown"))
-        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN echo started && sleep 30\n"), "app/hello.txt": "x"])
+        let sha = try repo.commit([
+            "app/Dockerfile": PipelineSystemTests.dockerfile("RUN echo started && sleep 30\n"), "app/hello.txt": "x",
+        ])
         var config = try TestEnvironment.buildConfig()
         config += "\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
         let daemon = try DaemonProcess(extraConfig: config)
@@ -120,7 +122,8 @@ extension RecoverySystemTests {
         let kills = Int(ProcessInfo.processInfo.environment["SLIPWAY_SOAK_KILLS"] ?? "") ?? 10
         let repo = try GitRepo(name: PipelineSystemTests.name("soak"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN sleep 1\n"), "app/hello.txt": "x"])
-        let daemon = try PipelineSystemTests.daemon(tasks: [PipelineSystemTests.task("web", repo: repo, image: repo.name)], maxConcurrent: 2)
+        let daemon = try PipelineSystemTests.daemon(
+            tasks: [PipelineSystemTests.task("web", repo: repo, image: repo.name)], maxConcurrent: 2)
         let acked = Mutex<Set<String>>([])
         let stop = Atomic<Bool>(false)
         let port = daemon.port
@@ -255,7 +258,9 @@ final class Background {
         let path = dir + "/registry-\(port).yml"
         try config.write(toFile: path, atomically: true, encoding: .utf8)
         let server = try Background("/usr/bin/docker-registry", ["serve", path], log: dir + "/registry-\(port).log")
-        try server.wait("docker-registry on \(port)") { (try? RawHTTPClient(port: port, timeoutSeconds: 1).request("GET", "/v2/"))?.status == 401 }
+        try server.wait("docker-registry on \(port)") {
+            (try? RawHTTPClient(port: port, timeoutSeconds: 1).request("GET", "/v2/"))?.status == 401
+        }
         return server
     }
 

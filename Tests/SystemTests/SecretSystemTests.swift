@@ -89,10 +89,13 @@ struct SecretSystemTests {
 
         // After the run: no file the daemon keeps holds any of them.
         for (name, value) in secrets {
-            #expect(Self.filesHolding(value, under: daemon.dir + "/data").isEmpty, "\(name) left in \(Self.filesHolding(value, under: daemon.dir + "/data"))")
+            #expect(
+                Self.filesHolding(value, under: daemon.dir + "/data").isEmpty,
+                "\(name) left in \(Self.filesHolding(value, under: daemon.dir + "/data"))")
             #expect(!daemon.log.contains(value), "\(name) in the daemon's log")
         }
         #expect(daemon.runLog("sw1").contains("$ docker build"), "the run log is among the files checked")
-        #expect(!FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1"), "the per-run scratch (askpass, DOCKER_CONFIG) is gone")
+        #expect(
+            !FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1"), "the per-run scratch (askpass, DOCKER_CONFIG) is gone")
     }
 }

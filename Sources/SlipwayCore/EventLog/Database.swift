@@ -91,9 +91,9 @@ public final class Database: Sendable {
     /// next durable commit (a delivery, a builder claim) fsyncs the WAL and with it everything
     /// before it, so nothing derived is ever acted on before it is on disk. A batch with any
     /// durable write is committed with `synchronous=FULL`.
-    public func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(
-        DatabaseError
-    ) -> T {
+    public func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T)
+        async throws(DatabaseError) -> T
+    {
         let result: Result<T, DatabaseError> = await withCheckedContinuation { continuation in
             let box = ResultBox<T>()
             let item = WriteItem(

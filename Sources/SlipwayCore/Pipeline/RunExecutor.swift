@@ -276,7 +276,9 @@ struct StepRunner: Sendable {
         case .canceled: throw StepFailure(.canceled, step: step, "canceled")
         case .exited(let code):
             let last =
-                outcome.lastErrorLine?.trimmingCharacters(in: .whitespaces) ?? output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+                outcome.lastErrorLine?.trimmingCharacters(in: .whitespaces) ?? output.last {
+                    !$0.trimmingCharacters(in: .whitespaces).isEmpty
+                }
                 ?? "no output"
             throw StepFailure(
                 failure, step: step, "\(command.display) exited with \(code): \(last)", exitCode: Int(code),
