@@ -210,6 +210,9 @@ extension String {
 final class Background {
     let process: Process
     let onStop: () -> Void
+    /// SIGTERM first (dockerd, the registry); false: SIGKILL at once. Children of the test
+    /// process inherit a blocked SIGTERM, which Go unblocks but Python does not.
+    var graceful = true
 
     init(_ executable: String, _ arguments: [String], log: String? = nil, onStop: @escaping () -> Void = {}) throws {
         process = Process()
@@ -231,6 +234,7 @@ final class Background {
     /// SIGTERM, then SIGKILL after 20 s; waits for the exit.
     func stop() {
         guard process.isRunning else { return }
+        if !graceful { kill(process.processIdentifier, SIGKILL) }
         process.terminate()
         let deadline = Date().addingTimeInterval(20)
         while process.isRunning && Date() < deadline { usleep(50_000) }
@@ -270,6 +274,7 @@ final class Background {
         let script = Fixtures.root + "/scripts/git-http-server.py"
         let server = try Background(
             "/usr/bin/python3", [script, "--root", root, "--port", "\(port)", "--token-file", TestEnvironment.tokenFile])
+        server.graceful = false
         try server.wait("git server on \(port)") { (try? RawHTTPClient(port: port, timeoutSeconds: 1).request("GET", "/public/")) != nil }
         return server
     }
