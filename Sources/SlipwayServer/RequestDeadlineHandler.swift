@@ -28,7 +28,8 @@ public final class ConnectionGate: Sendable {
 /// Defends the listener against slow and idle clients (slowloris).
 ///
 /// A request — headers and body — must arrive in full within `readTimeout` of the connection
-/// opening or of the previous response; otherwise the connection is closed. The idle timeout
+/// opening or of the previous response (or, pipelined, of its first line); otherwise the
+/// connection is closed. The clock is stopped while a request is being answered. The idle timeout
 /// alone only cuts a connection that sends *nothing* for a minute; a client that trickles a
 /// byte every few seconds would hold its slot forever. Connections beyond the gate's limit are
 /// closed as soon as they open, so hostile clients cannot exhaust file descriptors or memory.
@@ -87,13 +88,30 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.fireChannelInactive()
     }
 
+    /// Requests read in full whose response has not ended yet. While one is being answered the
+    /// clock is stopped: a slow commit must not cut a client that did everything right.
+    private var answering = 0
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) { disarm() }
+        switch unwrapInboundIn(data) {
+        case .head:
+            // A pipelined request arriving while an earlier one is answered gets its own deadline.
+            if deadline == nil { arm(context: context) }
+        case .body:
+            break
+        case .end:
+            answering += 1
+            disarm()
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), context.channel.isActive { arm(context: context) }
+        if case .end = unwrapOutboundIn(data) {
+            answering = max(0, answering - 1)
+            // Waiting for the next request: it must arrive in full within the read timeout.
+            if answering == 0, context.channel.isActive { arm(context: context) }
+        }
         context.write(data, promise: promise)
     }
 
