@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # One entry point for Slipway's benchmarks (`make bench`): installs what it needs, builds release,
-# prints the ingest comparison against adnanh/webhook and the pipeline overhead.
+# and prints every table of Benchmarks/README.md: the ingest comparison against adnanh/webhook,
+# cost growth at 10k/100k/1M events, the footprint, and the pipeline (needs the test environment,
+# which it starts). BENCH_SECONDS, BENCH_RUNS and GROWTH_SIZES shorten it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench
 swift build -c release
+echo "== ingest: Slipway vs adnanh/webhook =="
 Benchmarks/compare.py "${BENCH_SECONDS:-10}" 1,32,256
-if [ -f .test-env/env ] || scripts/test-env.sh; then
-  Benchmarks/pipeline.py "${BENCH_RUNS:-20}"
-fi
+echo "== cost growth =="
+Benchmarks/growth.sh "${BENCH_SECONDS:-10}"
+echo "== footprint =="
+Benchmarks/footprint.sh 200000
+echo "== pipeline =="
+[ -f .test-env/env ] && [ -S /run/slipway-test/docker.sock ] || scripts/test-env.sh
+Benchmarks/pipeline.py "${BENCH_RUNS:-50}"
