@@ -179,7 +179,7 @@ public struct AdminController: Sendable {
         case .notRetryable(let run):
             let state = run.step.isEmpty ? run.status.rawValue : "\(run.status.rawValue) in step \(run.step)"
             return problem(
-                .conflict, "run \(id) is \(state): only a run that failed in its push step, with images left to push, can retry the push")
+                .conflict, "run \(id) is \(state): only a run that ended in its push step, with images left to push, can retry the push")
         case .queued(let run):
             wake.bump()
             logger.notice(

@@ -109,7 +109,8 @@ public struct RunExecutor: Sendable {
             "Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)"
         )
         if run.isPushRetry {
-            return await retryPush(run, task: task, steps: steps, log: log, scratch: scratch, secrets: secrets)
+            return await retryPush(
+                run, steps: steps, log: log, scratch: scratch, secrets: secrets, shutdown: shutdown, cancelReason: cancelReason)
         }
         var durations: [(String, Double)] = []
         var digests: [(String, String)] = []
@@ -169,10 +170,12 @@ public struct RunExecutor: Sendable {
         return RunStateChange(.succeeded, durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: digests))
     }
 
-    /// Pushes the images a run built but could not push (`slipway run retry-push`): no fetch, no build.
+    /// Pushes the images a run built but could not push (`slipway run retry-push`): no fetch, no
+    /// build. Returns nil when the daemon is shutting down (the run is recovered at the next start).
     func retryPush(
-        _ run: RunRecord, task: TaskDefinition, steps: StepRunner, log: RunLog, scratch: String, secrets: RunSecrets
-    ) async -> RunStateChange {
+        _ run: RunRecord, steps: StepRunner, log: RunLog, scratch: String, secrets: RunSecrets,
+        shutdown: @escaping @Sendable () -> Bool, cancelReason: @escaping @Sendable () -> String?
+    ) async -> RunStateChange? {
         let images = run.images
         let pending = images.filter { $0.digest.isEmpty }.map(\.tag)
         log.line("Run \(run.runID): retrying the push of \(pending.joined(separator: ", "))")
@@ -180,24 +183,28 @@ public struct RunExecutor: Sendable {
         var pushed = images.filter { !$0.digest.isEmpty }.map { ($0.tag, $0.digest) }
         let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
         let tags = images.map(\.tag)
+        func ordered() -> String {
+            Self.json(["fetch", "checkout", "build", "push"].compactMap { step in durations[step].map { (step, $0) } })
+        }
         do {
             try docker.writeConfig()
             durations["push"] = try await timed { pushed += try await docker.push(pending) }
-        } catch let failure as StepFailure {
+        } catch var failure as StepFailure {
+            if failure.status == .canceled {
+                if shutdown() { return nil }
+                failure.reason = cancelReason() ?? "canceled"
+            }
             log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step push: \(failure.reason)")
             return RunStateChange(
-                failure.status == .canceled ? .failed : failure.status, reason: log.mask(failure.reason), step: "push",
-                exitCode: failure.exitCode, durationsJSON: Self.json(durations.sorted { $0.key < $1.key }),
+                failure.status, reason: log.mask(failure.reason), step: "push", exitCode: failure.exitCode, durationsJSON: ordered(),
                 digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
         } catch {
+            log.line("Run \(run.runID) error: \(error)")
             return RunStateChange(.error, reason: log.mask("\(error)"), step: "push", digestsJSON: run.digestsJSON)
         }
         for (tag, digest) in pushed { log.line("pushed \(tag)@\(digest)") }
         log.line("Run \(run.runID) succeeded (push retried)")
-        let order = ["fetch", "checkout", "build", "push"]
-        return RunStateChange(
-            .succeeded, durationsJSON: Self.json(order.compactMap { step in durations[step].map { (step, $0) } }),
-            digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
+        return RunStateChange(.succeeded, durationsJSON: ordered(), digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
     }
 
     /// `{"tag": "sha256:…"}` for every tag; a tag not pushed (yet) has digest "".

@@ -132,13 +132,13 @@ public struct RunStore: Sendable {
         case queued(RunRecord)
     }
 
-    /// Queues the push of a run that failed (or errored) in its push step again; the kept images
+    /// Queues the push of a run that ended (failed, errored or was canceled) in its push step again; the kept images
     /// are pushed by the builder without fetching or building (`RunRecord.isPushRetry`).
     public func requeuePush(_ runID: String, requestedBy who: String) async throws(DatabaseError) -> PushRetry {
         try await database.write { db in
             guard let run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first
             else { return .notFound }
-            guard run.status == .failed || run.status == .error, run.step == "push", run.images.contains(where: { $0.digest.isEmpty })
+            guard [.failed, .error, .canceled].contains(run.status), run.step == "push", run.images.contains(where: { $0.digest.isEmpty })
             else { return .notRetryable(run) }
             let change = RunStateChange(
                 .queued, reason: "\(Self.retryPushReason) requested by \(who)", step: "push", durationsJSON: run.durationsJSON,
