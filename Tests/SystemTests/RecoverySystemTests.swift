@@ -41,6 +41,14 @@ struct RecoverySystemTests {
         let wrong = try cli(daemon, ["run", "retry-push", "sw99"])
         #expect(wrong.status == 1 && wrong.err.contains("no run with ID 'sw99'"), "\(wrong)")
 
+        // A retry while the registry is still down can be canceled, and retried again later.
+        let queued = try cli(daemon, ["run", "retry-push", "sw1", "--no-logs"])
+        #expect(queued.status == 0, "\(queued)")
+        try daemon.waitUntil("the retry pushing") { daemon.runLog("sw1").contains("retrying the push of") }
+        let canceled = try cli(daemon, ["run", "cancel", "sw1"])
+        #expect(canceled.out.contains("Run sw1: Canceled"), "\(canceled)")
+        #expect(try daemon.waitForRun("sw1").step == "push")
+
         let server = try Background.registry(port: port, name: repo.name, dir: daemon.dir)
         defer { server.stop() }
         let retried = try cli(daemon, ["run", "retry-push", "sw1"])
