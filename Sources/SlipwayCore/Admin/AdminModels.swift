@@ -110,7 +110,7 @@ public enum AdminAPI {
 
 extension AdminAPI.Run {
     public init(_ r: RunRecord) {
-        let durations = (try? JSONSerialization.jsonObject(with: Data(r.durationsJSON.utf8)) as? [String: Double]) ?? [:]
+        let durations = r.durations
         self.init(
             id: r.runID, task: r.task, status: r.status.rawValue, trigger: r.trigger, branch: r.branch, commit: r.commit,
             attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, updatedAt: r.updatedAt, reason: r.reason, step: r.step,

@@ -179,7 +179,7 @@ public struct RunExecutor: Sendable {
         let images = run.images
         let pending = images.filter { $0.digest.isEmpty }.map(\.tag)
         log.line("Run \(run.runID): retrying the push of \(pending.joined(separator: ", "))")
-        var durations = (try? JSONSerialization.jsonObject(with: Data(run.durationsJSON.utf8)) as? [String: Double]) ?? [:]
+        var durations = run.durations
         var pushed = images.filter { !$0.digest.isEmpty }.map { ($0.tag, $0.digest) }
         let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
         let tags = images.map(\.tag)

@@ -37,7 +37,12 @@ public struct RunRecord: Sendable, Equatable {
     /// The run's images: every tag it built, with its digest once pushed ("" until then).
     public var images: [(tag: String, digest: String)] {
         let map = (try? JSONSerialization.jsonObject(with: Data(digestsJSON.utf8)) as? [String: String]) ?? [:]
-        return map.keys.sorted().map { ($0, map[$0]!) }
+        return map.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Seconds per step (`fetch`, `checkout`, `build`, `push`) as recorded so far.
+    public var durations: [String: Double] {
+        (try? JSONSerialization.jsonObject(with: Data(durationsJSON.utf8)) as? [String: Double]) ?? [:]
     }
 
     /// Queued (or claimed) by `slipway run retry-push`: push the kept images, build nothing.

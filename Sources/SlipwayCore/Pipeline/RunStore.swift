@@ -25,6 +25,11 @@ public struct RunStore: Sendable {
             durationsJSON: row.text(15), digestsJSON: row.text(16))
     }
 
+    /// One run by its ID, inside a transaction or a read.
+    static func find(_ runID: String, db: SQLiteConnection) throws -> RunRecord? {
+        try db.prepare(selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(readRun).first
+    }
+
     /// Inserts a run with its first state `Queued`, cancelling older queued runs of the same task and branch.
     /// Runs inside a write transaction; returns the new run id.
     static func insert(_ new: NewRun, prefix: String, db: SQLiteConnection) throws -> String {
@@ -136,8 +141,7 @@ public struct RunStore: Sendable {
     /// are pushed by the builder without fetching or building (`RunRecord.isPushRetry`).
     public func requeuePush(_ runID: String, requestedBy who: String) async throws(DatabaseError) -> PushRetry {
         try await database.write { db in
-            guard let run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first
-            else { return .notFound }
+            guard let run = try Self.find(runID, db: db) else { return .notFound }
             guard [.failed, .error, .canceled].contains(run.status), run.step == "push", run.images.contains(where: { $0.digest.isEmpty })
             else { return .notRetryable(run) }
             let change = RunStateChange(
@@ -174,7 +178,7 @@ public struct RunStore: Sendable {
 
     public func run(_ runID: String) async throws -> RunRecord? {
         try await database.read { db in
-            try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first
+            try Self.find(runID, db: db)
         }
     }
 
@@ -209,9 +213,7 @@ public struct RunStore: Sendable {
     /// canceled it (nil when the run is unknown).
     public func cancelIfQueued(_ runID: String, reason: String) async throws(DatabaseError) -> (run: RunRecord, canceled: Bool)? {
         try await database.write { db in
-            guard var run = try db.prepare(Self.selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(Self.readRun).first else {
-                return nil
-            }
+            guard var run = try Self.find(runID, db: db) else { return nil }
             guard run.status == .queued else { return (run, false) }
             try Self.append(RunStateChange(.canceled, reason: reason), run: run.number, db: db)
             run.status = .canceled
