@@ -21,8 +21,6 @@ public final class ConnectionGate: Sendable {
     }
 
     func leave() { open.withLock { $0 -= 1 } }
-
-    public var openConnections: Int { open.withLock { $0 } }
 }
 
 /// Defends the listener against slow and idle clients (slowloris).
@@ -44,6 +42,9 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var deadline: Scheduled<Void>?
     private var admitted = false
     private var started = false
+    /// Requests read in full whose response has not ended yet. While one is being answered the
+    /// clock is stopped: a slow commit must not cut a client that did everything right.
+    private var answering = 0
 
     init(readTimeout: TimeAmount, gate: ConnectionGate) {
         self.readTimeout = readTimeout
@@ -71,26 +72,21 @@ final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandle
         arm(context: context)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
-        if admitted {
-            admitted = false
-            gate.leave()
-        }
-    }
+    func handlerRemoved(context: ChannelHandlerContext) { release() }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
-        if admitted {
-            admitted = false
-            gate.leave()
-        }
+        release()
         context.fireChannelInactive()
     }
 
-    /// Requests read in full whose response has not ended yet. While one is being answered the
-    /// clock is stopped: a slow commit must not cut a client that did everything right.
-    private var answering = 0
+    /// Stops the clock and gives the connection's slot back (once, whichever comes first).
+    private func release() {
+        disarm()
+        if admitted {
+            admitted = false
+            gate.leave()
+        }
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
