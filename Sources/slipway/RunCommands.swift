@@ -75,9 +75,7 @@ struct RunCommand: ParsableCommand {
                 _ = try client.client.post("/v1/runs/\(id.urlPathEscaped)/retry-push", body: [String: String](), as: AdminAPI.Queued.self)
                 FileHandleOutput.stdout("Queued the push of run \(id) again")
                 if noLogs { return }
-                try streamLog(client.client, id: id, follow: true)
-                let run = try client.client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
-                if run.status != RunStatus.succeeded.rawValue { throw ExitCode(1) }
+                try followToTheEnd(client.client, id: id)
             }
         }
     }
@@ -126,6 +124,13 @@ struct LogsCommand: ParsableCommand {
             try streamLog(client.client, id: id, follow: follow)
         }
     }
+}
+
+/// Streams the run's log until it ends; exits 1 unless it succeeded.
+func followToTheEnd(_ client: AdminClient, id: String) throws {
+    try streamLog(client, id: id, follow: true)
+    let run = try client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
+    if run.status != RunStatus.succeeded.rawValue { throw ExitCode(1) }
 }
 
 /// Writes the run's log to stdout as it arrives.

@@ -60,9 +60,7 @@ struct TaskCommand: ParsableCommand {
                 FileHandleOutput.stdout("Queued a run with ID: \(queued.runId)")
                 if noLogs { return }
                 FileHandleOutput.stdout("Waiting for the run to start and streaming its log...")
-                try streamLog(client.client, id: queued.runId, follow: true)
-                let run = try client.client.get("/v1/runs/\(queued.runId)", as: AdminAPI.Run.self)
-                if run.status != RunStatus.succeeded.rawValue { throw ExitCode(1) }
+                try followToTheEnd(client.client, id: queued.runId)
             }
         }
     }
