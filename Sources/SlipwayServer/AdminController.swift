@@ -13,12 +13,16 @@ public struct AdminController: Sendable {
     let executor: RunExecutor
     let control: RunControl
     let wake: CommitSignal
+    /// The daemon's one reload (the same as SIGHUP): validate, swap, re-read the webhook secrets, log.
+    let reload: @Sendable () -> Result<SlipwayConfig, ConfigErrors>
     let logger: Logger
 
     public init(
-        config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal, logger: Logger
+        config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
+        reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger
     ) {
         self.config = config
+        self.reload = reload
         self.log = log
         self.runs = runs
         self.executor = executor
@@ -82,13 +86,9 @@ public struct AdminController: Sendable {
         }
         v1.post("events/:seq/replay") { _, context in try await replay(context) }
         v1.post("reload") { _, _ in
-            switch config.reload() {
-            case .success(let fresh):
-                logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
-                return try json(AdminAPI.Reloaded(tasks: fresh.tasks.count))
-            case .failure(let errors):
-                logger.error("reload refused: keeping the running configuration", metadata: ["errors": "\(errors.description)"])
-                return problem(.unprocessableContent, errors.description)
+            switch reload() {
+            case .success(let fresh): return try json(AdminAPI.Reloaded(tasks: fresh.tasks.count))
+            case .failure(let errors): return problem(.unprocessableContent, errors.description)
             }
         }
     }

@@ -55,7 +55,9 @@ struct Daemon {
         let control = RunControl()
         let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)
         let controller = WebhookController(log: log, intake: intake, logger: logger)
-        let admin = AdminController(config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, logger: logger)
+        let reload = Reload(store: store, webhook: controller, logger: logger)
+        let admin = AdminController(
+            config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, reload: { reload() }, logger: logger)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -74,7 +76,7 @@ struct Daemon {
                         "tasks": "\(config.tasks.count)",
                     ])
             })
-        let reloader = ReloadService(store: store, webhook: controller, notifier: notifier, logger: logger)
+        let reloader = ReloadService(reload: reload, notifier: notifier)
         let systemd = SystemdService(
             notifier: notifier, log: log, runs: runs, watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
             allowTestHang: environment["SLIPWAY_TEST_HANG"] == "1", logger: logger)
@@ -119,28 +121,40 @@ struct Daemon {
     }
 }
 
-/// SIGHUP: re-read and validate the config; on success swap tasks and webhook secrets, else keep the old one.
-struct ReloadService: Service {
+/// The one reload, for SIGHUP and the admin API (`task create` and friends): re-read and validate
+/// the config; on success swap the tasks and re-read the webhook secrets, else keep the old one.
+struct Reload: Sendable {
     let store: ConfigStore
     let webhook: WebhookController
-    let notifier: SystemdNotifier
     let logger: Logger
+
+    func callAsFunction() -> Result<SlipwayConfig, ConfigErrors> {
+        let result = store.reload()
+        switch result {
+        case .success(let fresh):
+            do {
+                webhook.update(try Daemon.intake(for: fresh, logger: logger))
+                logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
+            } catch {
+                logger.error("reload: webhook secrets unreadable, keeping the old ones", metadata: ["error": "\(error)"])
+            }
+        case .failure(let errors):
+            for problem in errors.errors { logger.error("reload refused, keeping the running configuration: \(problem.description)") }
+        }
+        return result
+    }
+}
+
+/// SIGHUP: reload, telling systemd (RELOADING=1, then READY=1).
+struct ReloadService: Service {
+    let reload: Reload
+    let notifier: SystemdNotifier
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             notifier.reloading()
             defer { notifier.ready(status: "Ready: configuration reloaded") }
-            switch store.reload() {
-            case .success(let fresh):
-                do {
-                    webhook.update(try Daemon.intake(for: fresh, logger: logger))
-                    logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
-                } catch {
-                    logger.error("reload: webhook secrets unreadable, keeping the old ones", metadata: ["error": "\(error)"])
-                }
-            case .failure(let errors):
-                for problem in errors.errors { logger.error("reload refused, keeping the running configuration: \(problem.description)") }
-            }
+            _ = reload()
         }
     }
 }
