@@ -10,9 +10,6 @@ import Testing
 /// The operator's CLI against the real daemon over its admin socket, with real builds.
 @Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
 struct CLISystemTests {
-    func cli(_ daemon: DaemonProcess, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        try run(DaemonProcess.binary, args + ["--config", daemon.configPath])
-    }
 
     static func setup(_ steps: String = "", maxConcurrent: Int = 2, failing: Bool = false) throws -> (DaemonProcess, GitRepo, String) {
         let repo = try GitRepo(name: PipelineSystemTests.name("cli"))

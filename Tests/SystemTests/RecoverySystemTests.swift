@@ -11,9 +11,6 @@ import Testing
 /// starts its own instance of the part it breaks, so the shared test environment stays up.
 @Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
 struct RecoverySystemTests {
-    func cli(_ daemon: DaemonProcess, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        try run(DaemonProcess.binary, args + ["--config", daemon.configPath])
-    }
 
     /// The registry is down for the whole push: retries, then `Failed` with the images kept
     /// locally; once it is back, `slipway run retry-push` pushes them without building again.

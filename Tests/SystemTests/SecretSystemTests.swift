@@ -9,20 +9,6 @@ import Testing
 /// Where secrets may and may not appear while a real build runs and after it.
 @Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
 struct SecretSystemTests {
-    /// Every process's command line and environment, sampled: `(pid, argv joined, found in environ?)`.
-    static func processesHolding(_ secret: String) -> [(pid: String, cmdline: String, inEnviron: Bool)] {
-        let needle = Data(secret.utf8)
-        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc").filter { $0.allSatisfy(\.isNumber) }) ?? []
-        return pids.compactMap { pid in
-            let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
-            let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data()
-            let inArgs = cmdline.range(of: needle) != nil
-            let inEnv = environ.range(of: needle) != nil
-            guard inArgs || inEnv else { return nil }
-            return (pid, String(decoding: cmdline.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self), inEnv && !inArgs)
-        }
-    }
-
     /// Files under `dir` whose bytes contain `secret`.
     static func filesHolding(_ secret: String, under dir: String) -> [String] {
         let needle = Data(secret.utf8)
@@ -69,8 +55,8 @@ struct SecretSystemTests {
         var samples = 0
         while try daemon.runs().first?.status == "Running" {
             for (name, value) in secrets {
-                for holder in Self.processesHolding(value) {
-                    seen[name, default: []].insert((holder.inEnviron ? "environ of " : "argv of ") + holder.cmdline)
+                for holder in processesHolding(value, environment: true) {
+                    seen[name, default: []].insert((holder.inArgs ? "argv of " : "environ of ") + holder.cmdline)
                 }
             }
             samples += 1

@@ -230,12 +230,26 @@ enum Registry {
     }
 }
 
-/// Processes whose command line contains `needle` (from /proc).
-func processesMentioning(_ needle: String) -> [String] {
+/// Processes whose command line (arguments joined by spaces) — or, with `environment`, whose
+/// environment — contains `needle`, from /proc.
+func processesHolding(_ needle: String, environment: Bool) -> [(pid: String, cmdline: String, inArgs: Bool)] {
+    let bytes = Data(needle.utf8)
     let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc").filter { $0.allSatisfy(\.isNumber) }) ?? []
     return pids.compactMap { pid in
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }
-        let cmdline = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-        return cmdline.contains(needle) ? "\(pid): \(cmdline)" : nil
+        let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        let cmdline = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        let inArgs = cmdline.contains(needle)
+        let inEnviron = environment && FileManager.default.contents(atPath: "/proc/\(pid)/environ")?.range(of: bytes) != nil
+        return inArgs || inEnviron ? (pid, cmdline, inArgs) : nil
     }
+}
+
+/// Processes whose command line contains `needle`, as `pid: cmdline`.
+func processesMentioning(_ needle: String) -> [String] {
+    processesHolding(needle, environment: false).map { "\($0.pid): \($0.cmdline)" }
+}
+
+/// Runs the `slipway` CLI against `daemon` (through its config, so its admin socket).
+func cli(_ daemon: DaemonProcess, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    try run(DaemonProcess.binary, args + ["--config", daemon.configPath])
 }
