@@ -76,10 +76,13 @@ func fuzzOne(_ input: [UInt8]) {
         _ = FormDecoding.percentDecode(input[...])
     case .payload:
         _ = try? JSONValidator.validate(input)
-        if let event = try? PushEvent.decode(body: input, headersJSON: "{\"content-type\":\"application/x-www-form-urlencoded\"}") {
+        let form = StoredEvent(
+            seq: 1, receivedAt: "", deliveryID: "", hookID: "", eventType: "push", signature: "", headersJSON: "{}", body: input,
+            mediaType: "application/x-www-form-urlencoded")
+        if let event = try? PushEvent.decode(form) {
             _ = (event.branch, event.tag, event.changedFiles.count)
         }
-        _ = try? PushEvent.decode(body: input, headersJSON: "{}")
+        _ = try? PushEvent.decode(payload: input)
     case .context:
         if let context = try? GitContext.parse(String(decoding: input, as: UTF8.self)) {
             check(

@@ -13,13 +13,14 @@ public struct AdminController: Sendable {
     let executor: RunExecutor
     let control: RunControl
     let wake: CommitSignal
+    let pushWake: CommitSignal
     /// The daemon's one reload (the same as SIGHUP): validate, swap, re-read the webhook secrets, log.
     let reload: @Sendable () -> Result<SlipwayConfig, ConfigErrors>
     let logger: Logger
 
     public init(
         config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
-        reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger
+        pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger
     ) {
         self.config = config
         self.reload = reload
@@ -28,6 +29,7 @@ public struct AdminController: Sendable {
         self.executor = executor
         self.control = control
         self.wake = wake
+        self.pushWake = pushWake
         self.logger = logger
     }
 
@@ -130,58 +132,63 @@ public struct AdminController: Sendable {
                 return problem(.badRequest, invalid.description)
             }
         }
-        let trigger = "manual"
+        let who = await Self.operatorName(context)
         let runID = try await runs.enqueue(
-            NewRun(task: task.name, trigger: trigger, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit))
+            NewRun(
+                task: task.name, trigger: .manual, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit, requestedBy: who))
         wake.bump()
         logger.notice(
             "run queued",
             metadata: [
-                "run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)",
-                "requested_by": "\(Self.operatorName(request))",
+                "run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)", "requested_by": "\(who)",
             ])
         return try json(AdminAPI.Queued(runId: runID), status: .accepted)
     }
 
     func cancel(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        let who = Self.operatorName(request)
+        let who = await Self.operatorName(context)
         let reason = "canceled by \(who)"
-        guard let (run, canceledNow) = try await runs.cancelIfQueued(id, reason: reason) else {
-            return problem(.notFound, "no run with ID '\(id)'")
-        }
-        switch run.status {
-        case .canceled where canceledNow:
-            logger.notice("queued run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
-            return try json(AdminAPI.Run(run))
-        case .running:
-            control.requestCancel(id, reason: reason)
+        // A run moves between stages: cancel it where it waits, or stop the stage holding it and
+        // await the end that stage records (no polling). Handed on meanwhile (built → push wait): again.
+        for _ in 0..<3 {
+            guard let (run, canceledNow) = try await runs.cancelIfWaiting(id, reason: reason) else {
+                return problem(.notFound, "no run with ID '\(id)'")
+            }
+            if canceledNow {
+                logger.notice("waiting run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
+                return try json(AdminAPI.Run(run))
+            }
+            guard !run.status.isFinal else { return problem(.conflict, "run \(id) already ended \(run.status.rawValue)") }
+            let ended = control.requestCancel(id, reason: reason)
             logger.notice("stopping running run", metadata: ["run.id": "\(id)", "by": "\(who)"])
             // TERM, then KILL after the grace period: wait a little longer than that for the end.
-            let deadline = ContinuousClock.now + ProcessRunner.killGrace + .seconds(10)
-            while ContinuousClock.now < deadline {
-                if let now = try await runs.run(id), now.status.isFinal { return try json(AdminAPI.Run(now)) }
-                try await Task.sleep(for: .milliseconds(100))
+            let deadline = ProcessRunner.killGrace + .seconds(10)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await ended.wait() }
+                group.addTask { try? await Task.sleep(for: deadline) }
+                await group.next()
+                group.cancelAll()
             }
-            return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
-        default:
-            return problem(.conflict, "run \(id) already ended \(run.status.rawValue)")
+            if let now = try await runs.run(id), now.status.isFinal { return try json(AdminAPI.Run(now)) }
+            if !ended.isFired { break }
         }
+        return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
     }
 
     /// Queues the push of a run's kept images again, after the registry was down.
     func retryPush(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        let who = Self.operatorName(request)
+        let who = await Self.operatorName(context)
         switch try await runs.requeuePush(id, requestedBy: who) {
         case .notFound:
             return problem(.notFound, "no run with ID '\(id)'")
         case .notRetryable(let run):
-            let state = run.step.isEmpty ? run.status.rawValue : "\(run.status.rawValue) in step \(run.step)"
+            let state = run.step == .none ? run.status.rawValue : "\(run.status.rawValue) in step \(run.step.rawValue)"
             return problem(
                 .conflict, "run \(id) is \(state): only a run that ended in its push step, with images left to push, can retry the push")
         case .queued(let run):
-            wake.bump()
+            pushWake.bump()
             logger.notice(
                 "push retry queued", metadata: ["run.id": "\(id)", "task": "\(run.task)", "requested_by": "\(who)"])
             return try json(AdminAPI.Queued(runId: id), status: .accepted)
@@ -232,24 +239,33 @@ public struct AdminController: Sendable {
         return Data(whole)
     }
 
+    /// Matches a stored event again (trigger `replay`): its runs and its new match trace are
+    /// recorded in one transaction, like the matcher's.
     func replay(_ context: SlipwayRequestContext) async throws -> Response {
         guard let seq = Int64(try context.parameters.require("seq")), let event = try await log.event(seq: seq) else {
             return problem(.notFound, "no event with seq '\(context.parameters.get("seq") ?? "")'")
         }
-        let plan = MatcherService.plan(event, tasks: config.tasks, trigger: "replay")
-        var created: [String: String] = [:]
-        for run in plan.runs { created[run.task] = try await runs.enqueue(run) }
+        let who = await Self.operatorName(context)
+        var plan = MatcherService.plan(event, tasks: config.tasks, trigger: .replay)
+        for index in plan.runs.indices { plan.runs[index].requestedBy = who }
+        let created =
+            try await runs.recordMatches(
+                [RunStore.MatchRecord(eventSeq: seq, traces: plan.traces, runs: plan.runs)], cursor: nil
+            ).first ?? []
+        let byTask = Dictionary(zip(plan.runs.map(\.task), created), uniquingKeysWith: { a, _ in a })
         if !created.isEmpty { wake.bump() }
-        logger.notice("event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.values.sorted().joined(separator: ","))"])
+        logger.notice(
+            "event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.joined(separator: ","))", "requested_by": "\(who)"])
         let trace = plan.traces.map {
-            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: created[$0.task])
+            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: byTask[$0.task])
         }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
     }
 
-    /// Who is asking: the CLI sends its account name in `X-Slipway-User` on every request.
-    static func operatorName(_ request: Request) -> String {
-        request.headers[HTTPField.Name("X-Slipway-User")!] ?? "an operator"
+    /// Who is asking: the account of the process at the other end of the admin socket, from the
+    /// kernel (`SO_PEERCRED`); a header the client sets is never trusted for this.
+    static func operatorName(_ context: SlipwayRequestContext) async -> String {
+        await context.peerUser() ?? "an operator"
     }
 
     func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

@@ -45,19 +45,31 @@ struct Daemon {
         let recovered = try await runs.recoverInterrupted()
         if !recovered.interrupted.isEmpty {
             logger.warning(
-                "runs interrupted by a restart marked Error",
+                "builds interrupted by a restart marked Error",
                 metadata: [
                     "runs": "\(recovered.interrupted.joined(separator: ","))", "retried_as": "\(recovered.retried.joined(separator: ","))",
                 ])
         }
+        for runID in recovered.resumed {
+            RunExecutor.note(
+                "Run \(runID): the daemon restarted while this run was pushing; resuming the push of its kept images (no rebuild)",
+                runID: runID, dataDirectory: config.dataDirectory, logger: logger)
+        }
+        if !recovered.resumed.isEmpty {
+            logger.notice("pushes interrupted by a restart resume", metadata: ["runs": "\(recovered.resumed.joined(separator: ","))"])
+        }
         let store = ConfigStore(path: configPath, initial: config)
         let wake = CommitSignal()
+        let pushWake = CommitSignal()
         let control = RunControl()
-        let executor = RunExecutor(environment: BuildEnvironment(config: config), mirrors: KeyedLock(), logger: logger)
+        let processEnvironment = ProcessInfo.processInfo.environment
+        let executor = RunExecutor(
+            environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger)
         let controller = WebhookController(log: log, intake: intake, logger: logger)
-        let reload = Reload(store: store, webhook: controller, logger: logger)
+        let reload = Reload(store: store, webhook: controller, running: config, logger: logger)
         let admin = AdminController(
-            config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, reload: { reload() }, logger: logger)
+            config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
+            logger: logger)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -86,9 +98,12 @@ struct Daemon {
                     .init(service: EventLogService(database: database, logger: logger)),
                     .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
                     .init(
-                        service: BuilderService(
-                            runs: runs, executor: executor, tasks: { store.tasks }, maxConcurrent: config.builds.maxConcurrent,
-                            stopGrace: config.builds.stopGrace, wake: wake, control: control, logger: logger)),
+                        service: BuilderStage(
+                            runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control,
+                            logger: logger)),
+                    .init(
+                        service: PusherStage(
+                            runs: runs, executor: executor, config: { store.current }, wake: pushWake, control: control, logger: logger)),
                     .init(service: webhook),
                     .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),
                     .init(service: reloader),
@@ -122,11 +137,27 @@ struct Daemon {
 }
 
 /// The one reload, for SIGHUP and the admin API (`task create` and friends): re-read and validate
-/// the config; on success swap the tasks and re-read the webhook secrets, else keep the old one.
+/// the config; on success swap it whole (tasks, registries, `builds.*`/`pushes.*`, secrets: every
+/// stage reads the store when it claims a run) and re-read the webhook secrets, else keep the old
+/// one. Keys only a restart applies are named in a warning when they changed.
 struct Reload: Sendable {
     let store: ConfigStore
     let webhook: WebhookController
+    /// The configuration the daemon started with: what the restart-only keys still are.
+    let running: SlipwayConfig
     let logger: Logger
+
+    /// The keys a reload cannot apply, with their running and configured values, when they differ.
+    static func restartOnlyChanges(running: SlipwayConfig, fresh: SlipwayConfig) -> [String] {
+        var changed: [String] = []
+        if running.listen != fresh.listen { changed.append("listen") }
+        if running.dataDirectory != fresh.dataDirectory { changed.append("data_dir") }
+        if running.adminSocket != fresh.adminSocket { changed.append("admin_socket") }
+        if running.webhook.readTimeout != fresh.webhook.readTimeout { changed.append("webhook.read_timeout") }
+        if running.webhook.maxConnections != fresh.webhook.maxConnections { changed.append("webhook.max_connections") }
+        if running.runIDPrefix != fresh.runIDPrefix { changed.append("run_id_prefix") }
+        return changed
+    }
 
     func callAsFunction() -> Result<SlipwayConfig, ConfigErrors> {
         let result = store.reload()
@@ -135,6 +166,12 @@ struct Reload: Sendable {
             do {
                 webhook.update(try Daemon.intake(for: fresh, logger: logger))
                 logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
+                let changed = Self.restartOnlyChanges(running: running, fresh: fresh)
+                if !changed.isEmpty {
+                    logger.warning(
+                        "reload: these keys changed but take effect only after a restart: \(changed.joined(separator: ", "))",
+                        metadata: ["keys": "\(changed.joined(separator: ","))"])
+                }
             } catch {
                 logger.error("reload: webhook secrets unreadable, keeping the old ones", metadata: ["error": "\(error)"])
             }

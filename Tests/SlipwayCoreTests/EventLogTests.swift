@@ -6,8 +6,10 @@ import Testing
     let dir = TempDirectory()
     var path: String { dir.path + "/slipway.sqlite" }
 
-    static func delivery(_ id: String, hook: String = "1", body: String = #"{"ref":"refs/heads/main"}"#) -> Delivery {
-        Delivery(deliveryID: id, hookID: hook, eventType: "push", signature: "sha256:/s", headersJSON: "{}", body: Array(body.utf8))
+    /// A delivery; its body is distinct per id unless given (a body already stored is a duplicate).
+    static func delivery(_ id: String, hook: String = "1", body: String? = nil) -> Delivery {
+        let body = body ?? #"{"ref":"refs/heads/main","delivery":"\#(id)"}"#
+        return Delivery(deliveryID: id, hookID: hook, eventType: "push", signature: "sha256:/s", headersJSON: "{}", body: Array(body.utf8))
     }
 
     @Test func appendStoresExactBytesAndDedupes() async throws {
@@ -17,7 +19,10 @@ import Testing
         #expect(try await log.append(Self.delivery("d2")) == .appended(2))
         #expect(try await log.append(Self.delivery("d1", body: "{}")) == .duplicate(1))
         // The same delivery id from another hook is another delivery.
-        #expect(try await log.append(Self.delivery("d1", hook: "2")) == .appended(3))
+        #expect(try await log.append(Self.delivery("d1", hook: "2", body: #"{"n":3}"#)) == .appended(3))
+        // A body already stored is a duplicate whatever the (unsigned) ids say: a captured
+        // delivery re-posted under a fresh delivery id, or one push sent by two hooks.
+        #expect(try await log.append(Self.delivery("d9", hook: "7", body: #"{"ref":"refs/heads/main","delivery":"d2"}"#)) == .duplicate(2))
         let stored = try #require(try await log.event(seq: 1))
         #expect(stored.body == Array(body.utf8))
         #expect(stored.deliveryID == "d1")

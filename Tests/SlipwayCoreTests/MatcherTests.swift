@@ -14,7 +14,7 @@ import Testing
     }
 
     static func fixture(_ name: String) throws -> PushEvent {
-        try PushEvent.decode(body: try Fixtures.bytes("github/\(name).json"), headersJSON: "{}")
+        try PushEvent.decode(payload: try Fixtures.bytes("github/\(name).json"))
     }
 
     @Test func pushToTheWatchedBranchMatches() throws {
@@ -93,7 +93,7 @@ import Testing
     func store() throws -> RunStore { RunStore(database: try Database(path: dir.path + "/slipway.sqlite"), prefix: "sw") }
 
     static func push(_ commit: String, branch: String = "main") -> NewRun {
-        NewRun(task: "web", trigger: "push", eventSeq: nil, repoURL: "https://g/r.git", branch: branch, commit: commit)
+        NewRun(task: "web", trigger: .push, eventSeq: nil, repoURL: "https://g/r.git", branch: branch, commit: commit)
     }
 
     @Test func idsCountUpAndNewerPushSupersedesQueued() async throws {
@@ -111,7 +111,7 @@ import Testing
     @Test func runningBuildsAreNeverSuperseded() async throws {
         let runs = try store()
         _ = try await runs.enqueue(Self.push("a"))
-        #expect(try await runs.claimQueued(limit: 5).map(\.runID) == ["sw1"])
+        #expect(try await runs.claimForBuild(limit: 5).map(\.runID) == ["sw1"])
         _ = try await runs.enqueue(Self.push("b"))
         #expect(try await runs.run("sw1")?.status == .running)
     }
@@ -119,7 +119,7 @@ import Testing
     @Test func restartMarksInterruptedAndRetriesOnce() async throws {
         let runs = try store()
         _ = try await runs.enqueue(Self.push("a"))
-        _ = try await runs.claimQueued(limit: 1)
+        _ = try await runs.claimForBuild(limit: 1)
         let first = try await runs.recoverInterrupted()
         #expect(first.interrupted == ["sw1"])
         #expect(first.retried == ["sw2"])
@@ -128,7 +128,7 @@ import Testing
         let retry = try #require(try await runs.run("sw2"))
         #expect(retry.attempt == 2 && retry.status == .queued && retry.commit == "a")
         // The retry is interrupted too: it is not queued a third time.
-        _ = try await runs.claimQueued(limit: 1)
+        _ = try await runs.claimForBuild(limit: 1)
         let second = try await runs.recoverInterrupted()
         #expect(second.interrupted == ["sw2"] && second.retried.isEmpty)
     }

@@ -112,9 +112,11 @@ final class GitRepo {
         return try git(["rev-parse", "HEAD"], in: work)
     }
 
-    /// A GitHub-shaped push payload for `after` on `branch`.
+    /// A GitHub-shaped push payload for `after` on `branch`. Each call's bytes are distinct (as
+    /// GitHub's are: timestamps, ids): a body already in the log is a duplicate whatever its ids.
     func pushPayload(after: String, branch: String = "main", files: [String], message: String = "change", deleted: Bool = false) -> Data {
         let payload: [String: Any] = [
+            "test_nonce": UUID().uuidString,
             "ref": "refs/heads/\(branch)", "before": String(repeating: "0", count: 40), "after": after, "deleted": deleted,
             "head_commit": ["id": after, "message": message],
             "commits": [["id": after, "message": message, "added": files, "modified": [String](), "removed": [String]()]],

@@ -41,9 +41,15 @@ public enum AdminAPI {
         public var attempt: Int
         public var event: Int64?
         public var createdAt: String
+        public var startedAt: String?
+        public var finishedAt: String?
         public var updatedAt: String
         public var reason: String
         public var step: String
+        /// `build`, or `push-retry` for `slipway run retry-push`.
+        public var kind: String
+        public var engine: String
+        public var requestedBy: String?
         public var exitCode: Int?
         public var durations: [String: Double]
         public var durationSeconds: Double
@@ -112,9 +118,10 @@ extension AdminAPI.Run {
     public init(_ r: RunRecord) {
         let durations = r.durations
         self.init(
-            id: r.runID, task: r.task, status: r.status.rawValue, trigger: r.trigger, branch: r.branch, commit: r.commit,
-            attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, updatedAt: r.updatedAt, reason: r.reason, step: r.step,
-            exitCode: r.exitCode, durations: durations, durationSeconds: durations.values.reduce(0, +),
+            id: r.runID, task: r.task, status: r.status.rawValue, trigger: r.trigger.rawValue, branch: r.branch, commit: r.commit,
+            attempt: r.attempt, event: r.eventSeq, createdAt: r.createdAt, startedAt: r.startedAt, finishedAt: r.finishedAt,
+            updatedAt: r.updatedAt, reason: r.reason, step: r.step.rawValue, kind: r.state.kind.rawValue, engine: r.engine,
+            requestedBy: r.requestedBy.isEmpty ? nil : r.requestedBy, exitCode: r.exitCode, durations: durations, durationSeconds: durations.values.reduce(0, +),
             images: r.images.map { AdminAPI.Image(tag: $0.tag, digest: $0.digest) })
     }
 }
@@ -131,7 +138,7 @@ extension AdminAPI.Task {
 
 extension AdminAPI.Event {
     public init(_ event: StoredEvent, trace: [AdminAPI.TraceEntry]?, payload: Bool) {
-        let push = event.eventType == "push" ? try? PushEvent.decode(body: event.body, headersJSON: event.headersJSON) : nil
+        let push = event.eventType == "push" ? try? PushEvent.decode(event) : nil
         self.init(
             seq: event.seq, receivedAt: event.receivedAt, delivery: event.deliveryID, hookId: event.hookID, type: event.eventType,
             signature: event.signature,

@@ -10,6 +10,7 @@ public struct SlipwayConfig: Sendable {
     public var runIDPrefix: String
     public var webhook: WebhookSettings
     public var builds: BuildSettings
+    public var pushes: PushSettings = PushSettings()
     public var registries: [RegistryCredential]
     public var tasks: [TaskDefinition]
     public var tls: TLSFiles?
@@ -44,6 +45,11 @@ public struct SlipwayConfig: Sendable {
         public var buildkit: Bool
         /// On SIGTERM, how long running builds may finish before they are stopped (and resumed at the next start).
         public var stopGrace: Duration
+    }
+
+    public struct PushSettings: Sendable {
+        /// Pushes at once, in their own stage: a build slot is not held while a run pushes.
+        public var maxConcurrent: Int = 2
     }
 
     public struct RegistryCredential: Sendable {

@@ -5,7 +5,7 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
@@ -102,6 +102,11 @@ public enum ConfigLoader {
             if let d = keys["stop_grace"]?.duration { builds.stopGrace = d }
         }
 
+        var pushes = SlipwayConfig.PushSettings()
+        if let keys = top["pushes"]?.mapping(allowed: ["max_concurrent"]) {
+            if let n = keys["max_concurrent"]?.int(min: 1, max: 64) { pushes.maxConcurrent = n }
+        }
+
         var registries: [SlipwayConfig.RegistryCredential] = []
         for item in top["registries"]?.list() ?? [] {
             guard let keys = item.mapping(allowed: registryKeys) else { continue }
@@ -137,9 +142,11 @@ public enum ConfigLoader {
         }
 
         if !problems.errors.isEmpty { throw ConfigErrors(errors: problems.errors) }
-        return SlipwayConfig(
+        var config = SlipwayConfig(
             sourceFile: file, listen: listen, dataDirectory: dataDirectory, adminSocket: adminSocket, runIDPrefix: prefix,
             webhook: webhook, builds: builds, registries: registries, tasks: tasks, tls: tls)
+        config.pushes = pushes
+        return config
     }
 
     static func compose(_ text: String, file: String, problems: ProblemList) -> YAMLNode? {

@@ -28,19 +28,3 @@ public final class ConfigStore: Sendable {
         }
     }
 }
-
-/// Cancel requests for runs, set by an operator and read by the builder.
-public final class RunControl: Sendable {
-    private let requests = Mutex<[String: String]>([:])
-
-    public init() {}
-
-    /// Asks for `runID` to stop; `reason` is recorded ("canceled by root via the admin socket").
-    public func requestCancel(_ runID: String, reason: String) {
-        requests.withLock { $0[runID] = reason }
-    }
-
-    public func cancelReason(_ runID: String) -> String? { requests.withLock { $0[runID] } }
-
-    public func forget(_ runID: String) { _ = requests.withLock { $0.removeValue(forKey: runID) } }
-}

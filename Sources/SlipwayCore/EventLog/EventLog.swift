@@ -12,23 +12,34 @@ public final class EventLog: Sendable {
         self.committed = CommitSignal(last)
     }
 
-    /// Appends `delivery` unless its (hook id, delivery id) is already stored.
+    /// Appends `delivery` unless its (hook id, delivery id), or its exact body under any ids, is already stored.
     ///
     /// Returns only after the row is committed with `synchronous=FULL`; throws
     /// `DatabaseError` (`.unavailable`) when the disk refused it, so nothing unstored is acknowledged.
     public func append(_ delivery: Delivery) async throws(DatabaseError) -> AppendOutcome {
+        // Hashed here, not on the writer thread that commits every connection's deliveries.
+        let digest = SHA256.digest(delivery.body)
         let outcome = try await database.write { db in
+            // A body already in the log is the same delivery whatever the (unsigned) ids say:
+            // a captured body re-posted under a new delivery id must not build again.
+            if let seq = try db.prepare("SELECT seq FROM event_bodies WHERE sha256 = ?").bind([.blob(digest)]).rows({ $0.int(0) }).first {
+                return AppendOutcome.duplicate(seq)
+            }
             try db.prepare(
                 """
-                INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
+                INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
                 """
             ).bind([
                 .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
                 .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
-                .blob(delivery.body),
+                .blob(delivery.body), .text(delivery.mediaType),
             ]).run()
-            if db.changes == 1 { return AppendOutcome.appended(db.lastInsertRowID) }
+            if db.changes == 1 {
+                let seq = db.lastInsertRowID
+                try db.prepare("INSERT INTO event_bodies (sha256, seq) VALUES (?, ?)").bind([.blob(digest), .integer(seq)]).run()
+                return AppendOutcome.appended(seq)
+            }
             let existing = try db.prepare("SELECT seq FROM events WHERE hook_id = ? AND delivery_id = ?")
                 .bind([.text(delivery.hookID), .text(delivery.deliveryID)]).rows { $0.int(0) }
             return AppendOutcome.duplicate(existing.first ?? 0)
@@ -53,7 +64,7 @@ public final class EventLog: Sendable {
         try await database.read { db in
             try db.prepare(
                 """
-                SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body
+                SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type
                 FROM events WHERE seq > ? ORDER BY seq LIMIT ?
                 """
             ).bind([.integer(after), .integer(Int64(limit))]).rows(Self.readEvent)
@@ -64,7 +75,7 @@ public final class EventLog: Sendable {
     public func recent(top: Int) async throws -> [StoredEvent] {
         try await database.read { db in
             try db.prepare(
-                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body FROM events ORDER BY seq DESC LIMIT ?"
+                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type FROM events ORDER BY seq DESC LIMIT ?"
             ).bind([.integer(Int64(top))]).rows(Self.readEvent)
         }
     }
@@ -73,7 +84,7 @@ public final class EventLog: Sendable {
     public func event(seq: Int64) async throws -> StoredEvent? {
         try await database.read { db in
             try db.prepare(
-                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body FROM events WHERE seq = ?"
+                "SELECT seq, received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type FROM events WHERE seq = ?"
             ).bind([.integer(seq)]).rows(Self.readEvent).first
         }
     }
@@ -114,7 +125,7 @@ public final class EventLog: Sendable {
     static func readEvent(_ row: SQLiteStatement) -> StoredEvent {
         StoredEvent(
             seq: row.int(0), receivedAt: row.text(1), deliveryID: row.text(2), hookID: row.text(3),
-            eventType: row.text(4), signature: row.text(5), headersJSON: row.text(6), body: row.blob(7))
+            eventType: row.text(4), signature: row.text(5), headersJSON: row.text(6), body: row.blob(7), mediaType: row.text(8))
     }
 
     private static func lastSeqBlocking(_ database: Database) throws -> Int64 {

@@ -3,9 +3,22 @@ public struct Migration: Sendable {
     public var version: Int
     public var name: String
     public var sql: String
+    /// Work SQL cannot do (hashing old rows), in the same transaction.
+    public var fill: (@Sendable (SQLiteConnection) throws -> Void)?
 
-    /// Every migration Slipway knows, oldest first. Append; never edit a released one.
-    public static let all: [Migration] = [
+    public init(version: Int, name: String, sql: String, fill: (@Sendable (SQLiteConnection) throws -> Void)? = nil) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+        self.fill = fill
+    }
+
+    /// Every migration Slipway knows, oldest first: the event log's and the pipeline's
+    /// (`PipelineSchema`), one numbered sequence. Append; never edit a released one.
+    public static let all: [Migration] = (eventLog + PipelineSchema.migrations).sorted { $0.version < $1.version }
+
+    /// The event log's own tables.
+    static let eventLog: [Migration] = [
         Migration(
             version: 1, name: "events",
             sql: """
@@ -35,60 +48,41 @@ public struct Migration: Sendable {
                 );
                 """),
         Migration(
-            version: 2, name: "runs",
+            version: 3, name: "events: media type and body digests",
             sql: """
-                CREATE TABLE runs (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    run_id TEXT NOT NULL UNIQUE,
-                    task TEXT NOT NULL,
-                    trigger TEXT NOT NULL,
-                    event_seq INTEGER REFERENCES events (seq),
-                    attempt INTEGER NOT NULL DEFAULT 1,
-                    repo_url TEXT NOT NULL,
-                    branch TEXT NOT NULL,
-                    commit_sha TEXT NOT NULL,
-                    created_at TEXT NOT NULL
-                );
-                CREATE UNIQUE INDEX runs_once_per_event ON runs (event_seq, task, attempt) WHERE trigger = 'push';
-                CREATE INDEX runs_task ON runs (task, id);
-                CREATE TABLE run_states (
-                    seq INTEGER PRIMARY KEY,
-                    run INTEGER NOT NULL REFERENCES runs (id),
-                    status TEXT NOT NULL,
-                    at TEXT NOT NULL,
-                    reason TEXT NOT NULL DEFAULT '',
-                    step TEXT NOT NULL DEFAULT '',
-                    exit_code INTEGER,
-                    durations TEXT NOT NULL DEFAULT '{}',
-                    digests TEXT NOT NULL DEFAULT '{}'
-                );
-                CREATE INDEX run_states_run ON run_states (run, seq);
-                CREATE INDEX run_states_status ON run_states (status, run);
-                CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs
-                    BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
-                CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
-                    BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
-                CREATE TRIGGER run_states_no_update BEFORE UPDATE ON run_states
-                    BEGIN SELECT RAISE(ABORT, 'run states are append-only'); END;
-                CREATE TRIGGER run_states_no_delete BEFORE DELETE ON run_states
-                    BEGIN SELECT RAISE(ABORT, 'run states are append-only'); END;
-                CREATE TABLE match_traces (
-                    event_seq INTEGER NOT NULL REFERENCES events (seq),
-                    task TEXT NOT NULL,
-                    matched INTEGER NOT NULL,
-                    reason TEXT NOT NULL,
-                    run_id TEXT,
-                    PRIMARY KEY (event_seq, task)
-                );
-                """),
+                ALTER TABLE events ADD COLUMN media_type TEXT NOT NULL DEFAULT ''
+                    CHECK (media_type IN ('', 'application/json', 'application/x-www-form-urlencoded', 'internal'));
+                CREATE TABLE event_bodies (
+                    sha256 BLOB PRIMARY KEY,
+                    seq INTEGER NOT NULL REFERENCES events (seq)
+                ) WITHOUT ROWID;
+                CREATE TRIGGER event_bodies_no_update BEFORE UPDATE ON event_bodies
+                    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                CREATE TRIGGER event_bodies_no_delete BEFORE DELETE ON event_bodies
+                    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                """,
+            // Events stored before this release get their digests too: a body already in the log
+            // is a duplicate whenever it was received (SECURITY.md, replay under a new delivery id).
+            fill: { db in
+                let rows = try db.prepare("SELECT seq, body FROM events ORDER BY seq").rows { ($0.int(0), $0.blob(1)) }
+                let insert = try db.prepare("INSERT OR IGNORE INTO event_bodies (sha256, seq) VALUES (?, ?)")
+                for (seq, body) in rows {
+                    try insert.bind([.blob(SHA256.digest(body)), .integer(seq)]).run()
+                }
+            }),
     ]
 
     static func apply(_ migrations: [Migration], to db: SQLiteConnection) throws {
         let current = try db.prepare("PRAGMA user_version").rows { $0.int(0) }.first ?? 0
+        guard migrations.contains(where: { $0.version > current }) else { return }
+        // Rebuilding a table (to add CHECKs) drops the old one, which foreign keys would refuse.
+        try db.execute("PRAGMA foreign_keys=OFF")
+        defer { try? db.execute("PRAGMA foreign_keys=ON") }
         for migration in migrations where migration.version > current {
             try db.execute("BEGIN IMMEDIATE")
             do {
                 try db.execute(migration.sql)
+                try migration.fill?(db)
                 try db.execute("PRAGMA user_version = \(migration.version)")
                 try db.execute("COMMIT")
             } catch {

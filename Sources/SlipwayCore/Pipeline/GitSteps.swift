@@ -20,10 +20,10 @@ struct GitSteps: Sendable {
 
         """
 
+    /// One mirror per exact URL (a hash of it): `http://h/a/b` and `https://h/a/b` never share
+    /// a mirror, so a token is only ever sent to the URL its task names.
     func mirrorPath(url: String) -> String {
-        let key = GitContext.normalize(url)
-        let safe = String(key.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") ? $0 : "_" })
-        return "\(environment.dataDirectory)/git/\(safe).git"
+        "\(environment.dataDirectory)/git/\(SHA256.hex(Array(url.utf8)).prefix(32)).git"
     }
 
     var gitEnvironment: [String: String] {

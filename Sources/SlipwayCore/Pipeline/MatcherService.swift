@@ -52,12 +52,12 @@ public struct MatcherService: Service {
         public var runs: [NewRun]
     }
 
-    public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger: String = "push") -> Plan {
+    public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger: RunTrigger = .push) -> Plan {
         var push: PushEvent?
         var decodeError: String?
         if event.eventType == "push" && !tasks.isEmpty {
             do {
-                push = try PushEvent.decode(body: event.body, headersJSON: event.headersJSON)
+                push = try PushEvent.decode(event)
             } catch {
                 decodeError = error.description
             }

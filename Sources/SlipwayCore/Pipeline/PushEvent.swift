@@ -21,12 +21,13 @@ public struct PushEvent: Sendable, Equatable {
         public var description: String
     }
 
-    /// Decodes a stored body: JSON, or the `payload=` field of a form body.
-    public static func decode(body: [UInt8], headersJSON: String) throws(Invalid) -> PushEvent {
-        var payload = body
-        if headersJSON.contains("application/x-www-form-urlencoded"), let field = FormDecoding.field("payload", in: body) {
-            payload = field
-        }
+    /// Decodes a stored event's payload (JSON, or a form body's `payload=` as the intake decided).
+    public static func decode(_ event: StoredEvent) throws(Invalid) -> PushEvent {
+        try decode(payload: event.payload)
+    }
+
+    /// Decodes a push payload's JSON.
+    public static func decode(payload: [UInt8]) throws(Invalid) -> PushEvent {
         let wire: Wire
         do {
             wire = try JSONDecoder().decode(Wire.self, from: Data(payload))

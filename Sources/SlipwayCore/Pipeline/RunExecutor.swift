@@ -12,27 +12,39 @@ public struct BuildEnvironment: Sendable {
     public var dockerHost: String?
 
     public init(config: SlipwayConfig, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.init(config: config, path: environment["PATH"], dockerHost: environment["DOCKER_HOST"])
+    }
+
+    public init(config: SlipwayConfig, path: String?, dockerHost: String?) {
         dataDirectory = config.dataDirectory
         settings = config.builds
         registries = config.registries
-        path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        dockerHost = environment["DOCKER_HOST"]
+        self.path = path ?? "/usr/local/bin:/usr/bin:/bin"
+        self.dockerHost = dockerHost
     }
 }
 
-/// Runs one build: mirror fetch, exact-commit checkout, `docker build`, push; returns the final state.
+/// Does one stage's work for one run: the build (fetch, exact-commit checkout, `docker build`)
+/// or the push of the images a build left. Returns what the stage reports to the state machine,
+/// or nil when the daemon is shutting down (the run is recovered at the next start).
 public struct RunExecutor: Sendable {
-    let environment: BuildEnvironment
+    /// The settings now: read when a run is claimed, so a reload applies to the next run.
+    let environment: @Sendable () -> BuildEnvironment
+    let tools: any PipelineTools
     let mirrors: KeyedLock
     let logger: Logger
 
-    public init(environment: BuildEnvironment, mirrors: KeyedLock, logger: Logger) {
+    public typealias Outcome = (input: RunStateMachine.Input, facts: RunFacts)
+
+    public init(
+        environment: @escaping @Sendable () -> BuildEnvironment, tools: any PipelineTools = GitDockerTools(), mirrors: KeyedLock = KeyedLock(),
+        logger: Logger
+    ) {
         self.environment = environment
+        self.tools = tools
         self.mirrors = mirrors
         self.logger = logger
     }
-
-    var runsDirectory: String { environment.dataDirectory + "/runs" }
 
     public static func logPath(dataDirectory: String, runID: String) -> String { "\(dataDirectory)/runs/\(runID).log" }
 
@@ -49,71 +61,84 @@ public struct RunExecutor: Sendable {
         return removed
     }
 
+    /// Appends one line to a run's log outside any stage (recovery notes).
+    public static func note(_ text: String, runID: String, dataDirectory: String, logger: Logger) {
+        try? FileText.makeDirectories(dataDirectory + "/runs")
+        (try? RunLog(path: logPath(dataDirectory: dataDirectory, runID: runID), masker: SecretMasker(), logger: logger))?.line(text)
+    }
+
     /// The commit `branch` of `task`'s repository points at now (for a manual run).
     public func resolveBranch(task: TaskDefinition, branch: String) async throws -> String {
+        let environment = self.environment()
         let scratch = "\(environment.dataDirectory)/tmp/resolve-\(UInt64.random(in: 0...UInt64.max))"
         try FileText.makeDirectories(scratch, mode: 0o700)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         var masker = SecretMasker()
         if let file = task.gitTokenFile { masker.add(String(decoding: try FileText.readSecret(file), as: UTF8.self)) }
         let log = try RunLog(path: scratch + "/resolve.log", masker: masker, logger: logger)
-        let steps = StepRunner(log: log, deadline: .now + .seconds(60), timeoutText: "60s", stopRequested: { false })
-        let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
+        let steps = StepRunner(log: log, deadline: .now + .seconds(60), timeoutText: "60s", stop: StopSignal())
+        let job = JobContext(
+            steps: steps, environment: environment, scratch: scratch, secrets: try RunSecrets(task: nil, registries: []), mirrors: mirrors,
+            gitTokenFile: task.gitTokenFile)
         do {
-            return try await git.resolve(url: task.context.url, branch: branch)
+            return try await tools.resolve(job, url: task.context.url, branch: branch)
         } catch let failure as StepFailure {
             throw StepFailure(failure.status, step: failure.step, masker.mask(failure.reason))
         }
     }
 
-    /// Executes `run`; returns nil when the daemon is shutting down (the run is recovered at the next start).
-    /// `cancelReason` reports an operator's cancel: the run's processes are stopped and it ends `Canceled`.
-    public func execute(
-        _ run: RunRecord, task: TaskDefinition?, shutdown: @escaping @Sendable () -> Bool,
-        cancelReason: @escaping @Sendable () -> String? = { nil }
-    ) async -> RunStateChange? {
-        let stopRequested: @Sendable () -> Bool = { shutdown() || cancelReason() != nil }
-        var logger = self.logger
-        logger[metadataKey: "run.id"] = "\(run.runID)"
-        logger[metadataKey: "task"] = "\(run.task)"
-        logger[metadataKey: "commit"] = "\(run.commit)"
-        guard let task else {
-            return RunStateChange(.error, reason: "task '\(run.task)' is no longer configured", step: "prepare")
-        }
+    /// A run's log, scratch folder and secrets for one stage; `nil` outcome when they cannot be made.
+    func prepare(_ run: RunRecord, task: TaskDefinition?, handle: RunHandle, stage: String) -> Result<(JobContext, () -> Void), StageFailure> {
+        let environment = self.environment()
         var masker = SecretMasker()
         let secrets: RunSecrets
         do {
             secrets = try RunSecrets(task: task, registries: environment.registries)
             secrets.values.forEach { masker.add($0) }
         } catch {
-            return RunStateChange(.error, reason: "cannot read secret file \(error)", step: "prepare")
+            return .failure(StageFailure(reason: "cannot read secret file \(error)"))
         }
+        let scratch = "\(environment.dataDirectory)/tmp/\(run.runID)-\(stage)"
         let log: RunLog
-        let scratch = "\(environment.dataDirectory)/tmp/\(run.runID)"
         do {
-            try FileText.makeDirectories(runsDirectory)
+            try FileText.makeDirectories(environment.dataDirectory + "/runs")
             try FileText.makeDirectories(scratch, mode: 0o700)
             log = try RunLog(path: Self.logPath(dataDirectory: environment.dataDirectory, runID: run.runID), masker: masker, logger: logger)
         } catch {
-            return RunStateChange(.error, reason: "cannot prepare the run: \(error)", step: "prepare")
+            return .failure(StageFailure(reason: "cannot prepare the run: \(error)"))
         }
-        let workspace = "\(environment.dataDirectory)/work/\(run.runID)"
-        defer {
-            try? FileManager.default.removeItem(atPath: scratch)
-            try? FileManager.default.removeItem(atPath: workspace)
+        let timeout = task?.timeout ?? environment.settings.defaultTimeout
+        let steps = StepRunner(log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stop: handle.stop)
+        let job = JobContext(
+            steps: steps, environment: environment, scratch: scratch, secrets: secrets, mirrors: mirrors, gitTokenFile: task?.gitTokenFile)
+        return .success((job, { try? FileManager.default.removeItem(atPath: scratch) }))
+    }
+
+    struct StageFailure: Error {
+        var reason: String
+    }
+
+    /// Fetch, checkout and build. `enterStep` records each step as it starts.
+    public func build(
+        _ run: RunRecord, task: TaskDefinition?, handle: RunHandle, enterStep: @escaping @Sendable (RunStep) async -> Void = { _ in }
+    ) async -> Outcome? {
+        guard let task else {
+            return (.end(.error, step: .prepare, reason: "task '\(run.task)' is no longer configured"), RunFacts())
         }
-        let timeout = task.timeout ?? environment.settings.defaultTimeout
-        let steps = StepRunner(
-            log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stopRequested: stopRequested)
+        let job: JobContext
+        let cleanup: () -> Void
+        switch prepare(run, task: task, handle: handle, stage: "build") {
+        case .success(let prepared): (job, cleanup) = prepared
+        case .failure(let failure): return (.end(.error, step: .prepare, reason: failure.reason), RunFacts())
+        }
+        defer { cleanup() }
+        let log = job.log
+        let workspace = "\(job.environment.dataDirectory)/work/\(run.runID)"
+        defer { try? FileManager.default.removeItem(atPath: workspace) }
         log.line(
-            "Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger), attempt \(run.attempt)"
+            "Run \(run.runID): task \(task.name), commit \(run.commit) (branch \(run.branch)), trigger \(run.trigger.rawValue), attempt \(run.attempt)"
         )
-        if run.isPushRetry {
-            return await retryPush(
-                run, steps: steps, log: log, scratch: scratch, secrets: secrets, shutdown: shutdown, cancelReason: cancelReason)
-        }
         var durations: [(String, Double)] = []
-        var digests: [(String, String)] = []
         var tags: [String] = []
         do {
             let values = templateValues(run: run, task: task)
@@ -124,87 +149,84 @@ public struct RunExecutor: Sendable {
                 }
                 return tag
             }
-            let git = GitSteps(steps: steps, environment: environment, scratch: scratch, tokenFile: task.gitTokenFile, mirrors: mirrors)
             defer { for (step, seconds) in durations { SlipwayMetrics.step(step, seconds: seconds) } }
-            durations.append(("fetch", try await timed { try await git.fetch(url: run.repoURL, commit: run.commit) }))
+            durations.append(("fetch", try await timed { try await tools.fetch(job, url: run.repoURL, commit: run.commit) }))
+            await enterStep(.checkout)
             durations.append(
-                ("checkout", try await timed { try await git.checkout(url: run.repoURL, commit: run.commit, into: workspace) }))
-            let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
-            try docker.writeConfig()
+                ("checkout", try await timed { try await tools.checkout(job, url: run.repoURL, commit: run.commit, into: workspace) }))
+            await enterStep(.build)
             durations.append(
                 (
                     "build",
                     try await timed {
-                        try await docker.build(
-                            task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
+                        try await tools.build(job, task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
                     }
                 ))
-            if task.push {
-                durations.append(("push", try await timed { digests = try await docker.push(tags) }))
-            } else {
-                log.line("push: false: built only, nothing pushed")
-            }
-        } catch let failure as StepFailure {
-            var failure = failure
-            if failure.status == .canceled {
-                if shutdown() { return nil }
-                failure.reason = cancelReason() ?? "canceled"
-            }
-            log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failure.step): \(failure.reason)")
-            var images = "{}"
-            if failure.step == "push" {
-                // The images are built and kept locally: record which tags still need pushing (digest "").
-                images = Self.imagesJSON(tags: tags, pushed: digests)
-                log.line("The images are kept locally; `slipway run retry-push \(run.runID)` pushes them once the registry is back.")
-            }
-            return RunStateChange(
-                failure.status, reason: log.mask(failure.reason), step: failure.step, exitCode: failure.exitCode,
-                durationsJSON: Self.json(durations), digestsJSON: images)
         } catch {
-            log.line("Run \(run.runID) error: \(error)")
-            return RunStateChange(.error, reason: log.mask("\(error)"), durationsJSON: Self.json(durations))
+            return ended(error, run: run, log: log, handle: handle, facts: RunFacts(durationsJSON: Self.json(durations)))
         }
         let total = durations.reduce(0) { $0 + $1.1 }
-        for (tag, digest) in digests { log.line("pushed \(tag)@\(digest)") }
-        log.line("Run \(run.runID) succeeded after \(String(format: "%.1f", total))s")
-        return RunStateChange(.succeeded, durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: digests))
+        guard task.push else {
+            log.line("push: false: built only, nothing pushed")
+            log.line("Run \(run.runID) succeeded after \(String(format: "%.1f", total))s")
+            return (.builtOnly, RunFacts(durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: [])))
+        }
+        log.line("Built in \(String(format: "%.1f", total))s; waiting for a push slot")
+        return (.built, RunFacts(durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: [])))
     }
 
-    /// Pushes the images a run built but could not push (`slipway run retry-push`): no fetch, no
-    /// build. Returns nil when the daemon is shutting down (the run is recovered at the next start).
-    func retryPush(
-        _ run: RunRecord, steps: StepRunner, log: RunLog, scratch: String, secrets: RunSecrets,
-        shutdown: @escaping @Sendable () -> Bool, cancelReason: @escaping @Sendable () -> String?
-    ) async -> RunStateChange? {
+    /// Pushes the run's images that have no digest yet: after its build, after a restart, or for
+    /// `slipway run retry-push`. Never fetches or builds.
+    public func push(_ run: RunRecord, task: TaskDefinition?, handle: RunHandle) async -> Outcome? {
+        let job: JobContext
+        let cleanup: () -> Void
+        switch prepare(run, task: task, handle: handle, stage: "push") {
+        case .success(let prepared): (job, cleanup) = prepared
+        case .failure(let failure): return (.end(.error, step: .push, reason: failure.reason), RunFacts())
+        }
+        defer { cleanup() }
+        let log = job.log
         let images = run.images
+        let tags = images.map(\.tag)
         let pending = images.filter { $0.digest.isEmpty }.map(\.tag)
-        log.line("Run \(run.runID): retrying the push of \(pending.joined(separator: ", "))")
+        if run.state.kind == .pushRetry {
+            log.line("Run \(run.runID): retrying the push of \(pending.joined(separator: ", "))")
+        }
         var durations = run.durations
         var pushed = images.filter { !$0.digest.isEmpty }.map { ($0.tag, $0.digest) }
-        let docker = DockerSteps(steps: steps, environment: environment, scratch: scratch, secrets: secrets)
-        let tags = images.map(\.tag)
-        func ordered() -> String {
-            Self.json(["fetch", "checkout", "build", "push"].compactMap { step in durations[step].map { (step, $0) } })
-        }
         do {
-            try docker.writeConfig()
-            durations["push"] = try await timed { pushed += try await docker.push(pending) }
-        } catch var failure as StepFailure {
-            if failure.status == .canceled {
-                if shutdown() { return nil }
-                failure.reason = cancelReason() ?? "canceled"
-            }
-            log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step push: \(failure.reason)")
-            return RunStateChange(
-                failure.status, reason: log.mask(failure.reason), step: "push", exitCode: failure.exitCode, durationsJSON: ordered(),
-                digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
+            let seconds = try await timed { pushed += try await tools.push(job, tags: pending) }
+            durations["push"] = seconds
+            SlipwayMetrics.step("push", seconds: seconds)
         } catch {
-            log.line("Run \(run.runID) error: \(error)")
-            return RunStateChange(.error, reason: log.mask("\(error)"), step: "push", digestsJSON: run.digestsJSON)
+            log.line("The images are kept locally; `slipway run retry-push \(run.runID)` pushes them once the registry is back.")
+            return ended(
+                error, run: run, log: log, handle: handle,
+                facts: RunFacts(durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed)), step: .push)
         }
         for (tag, digest) in pushed { log.line("pushed \(tag)@\(digest)") }
-        log.line("Run \(run.runID) succeeded (push retried)")
-        return RunStateChange(.succeeded, durationsJSON: ordered(), digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed))
+        let total = durations.values.reduce(0, +)
+        log.line(
+            run.state.kind == .pushRetry
+                ? "Run \(run.runID) succeeded (push retried)" : "Run \(run.runID) succeeded after \(String(format: "%.1f", total))s")
+        return (.pushed, RunFacts(durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: pushed)))
+    }
+
+    /// A stage's error as the state machine's `end`, or nil for a shutdown (recovered at the next start).
+    func ended(_ error: any Error, run: RunRecord, log: RunLog, handle: RunHandle, facts: RunFacts, step: RunStep? = nil) -> Outcome? {
+        guard var failure = error as? StepFailure else {
+            log.line("Run \(run.runID) error: \(error)")
+            return (.end(.error, step: step ?? .prepare, reason: log.mask("\(error)")), facts)
+        }
+        if failure.status == .canceled {
+            if handle.isShutdown { return nil }
+            failure.reason = handle.cancelReason ?? "canceled"
+        }
+        let failedStep = step ?? RunStep(rawValue: failure.step) ?? .prepare
+        log.line("Run \(run.runID) \(failure.status.rawValue.lowercased()) in step \(failedStep.rawValue): \(failure.reason)")
+        var facts = facts
+        facts.exitCode = failure.exitCode
+        return (.end(failure.status, step: failedStep, reason: log.mask(failure.reason)), facts)
     }
 
     /// `{"tag": "sha256:…"}` for every tag; a tag not pushed (yet) has digest "".
@@ -218,7 +240,7 @@ public struct RunExecutor: Sendable {
         let digits = date.filter(\.isNumber)
         return [
             ".Run.ID": run.runID, ".Commit": run.commit, ".Commit.Short": String(run.commit.prefix(7)), ".Branch": run.branch,
-            ".Tag": "", ".Task": task.name, ".Date": "\(digits.prefix(8))-\(digits.dropFirst(8).prefix(6))",
+            ".Tag": run.tag, ".Task": task.name, ".Date": "\(digits.prefix(8))-\(digits.dropFirst(8).prefix(6))",
         ]
     }
 
@@ -232,6 +254,11 @@ public struct RunExecutor: Sendable {
     static func json(_ durations: [(String, Double)]) -> String {
         "{" + durations.map { "\(JSONText.quote($0.0)):\(String(format: "%.3f", $0.1))" }.joined(separator: ",") + "}"
     }
+
+    /// Durations in step order.
+    static func json(_ durations: [String: Double]) -> String {
+        json(["fetch", "checkout", "build", "push"].compactMap { step in durations[step].map { (step, $0) } })
+    }
 }
 
 /// The secret values one run may use, read from their files at the start of the run.
@@ -240,12 +267,12 @@ struct RunSecrets: Sendable {
     var registryPasswords: [String: String] = [:]
     var buildArgs: [(name: String, value: String, file: String)] = []
 
-    init(task: TaskDefinition, registries: [SlipwayConfig.RegistryCredential]) throws {
-        if let file = task.gitTokenFile { gitToken = String(decoding: try FileText.readSecret(file), as: UTF8.self) }
+    init(task: TaskDefinition?, registries: [SlipwayConfig.RegistryCredential]) throws {
+        if let file = task?.gitTokenFile { gitToken = String(decoding: try FileText.readSecret(file), as: UTF8.self) }
         for registry in registries {
             registryPasswords[registry.server] = String(decoding: try FileText.readSecret(registry.passwordFile), as: UTF8.self)
         }
-        for arg in task.secretBuildArgs {
+        for arg in task?.secretBuildArgs ?? [] {
             buildArgs.append((arg.key, String(decoding: try FileText.readSecret(arg.value), as: UTF8.self), arg.value))
         }
     }
@@ -258,18 +285,18 @@ struct StepRunner: Sendable {
     let log: RunLog
     let deadline: ContinuousClock.Instant
     let timeoutText: String
-    let stopRequested: @Sendable () -> Bool
+    let stop: StopSignal
 
     /// Runs `command`; throws a `StepFailure` naming `step` unless it exits 0. Returns its output lines.
     @discardableResult
     func run(_ command: Command, step: String, quiet: Bool = false, failure: RunStatus = .failed) async throws -> [String] {
-        if stopRequested() { throw StepFailure(.canceled, step: step, "canceled") }
+        if stop.isFired { throw StepFailure(.canceled, step: step, "canceled") }
         if !quiet { log.command(command) }
         let lines = Mutex<[String]>([])
         let log = self.log
         let outcome: CommandOutcome
         do {
-            outcome = try await ProcessRunner.run(command, deadline: deadline, stopRequested: stopRequested) { line in
+            outcome = try await ProcessRunner.run(command, deadline: deadline, stop: stop) { line in
                 if !quiet { log.line(line) }
                 lines.withLock { $0.append(line) }
             }

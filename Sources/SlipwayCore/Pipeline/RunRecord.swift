@@ -1,38 +1,45 @@
 import Foundation
 
-/// A run's status, as DESIGN.md names them.
-public enum RunStatus: String, Sendable, CaseIterable, Codable {
-    case queued = "Queued"
-    case running = "Running"
-    case succeeded = "Succeeded"
-    case failed = "Failed"
-    case canceled = "Canceled"
-    case timeout = "Timeout"
-    case error = "Error"
-
-    public var isFinal: Bool { self != .queued && self != .running }
-}
-
 /// A run and its current (latest) state.
 public struct RunRecord: Sendable, Equatable {
     /// The row id: the `n` of `swN`.
     public var number: Int64
     public var runID: String
     public var task: String
-    public var trigger: String
+    public var trigger: RunTrigger
     public var eventSeq: Int64?
     public var attempt: Int
     public var repoURL: String
     public var branch: String
     public var commit: String
     public var createdAt: String
-    public var status: RunStatus
-    public var reason: String
-    public var step: String
+    /// The engine it was (or will be) built on; "" until a builder claims it.
+    public var engine: String = ""
+    /// Who asked for a manual run, a replay or a push retry ("" for automatic runs).
+    public var requestedBy: String = ""
+    /// The tag name of a tag push ("" otherwise).
+    public var tag: String = ""
+    /// The pull request number of a `pull_request` run.
+    public var pullRequest: Int? = nil
+    public var state: RunState
     public var exitCode: Int?
     public var updatedAt: String
+    /// When a builder (or pusher, for a push retry) first took it; nil while queued.
+    public var startedAt: String?
+    /// When it reached its final status; nil while it is not final.
+    public var finishedAt: String?
     public var durationsJSON: String
     public var digestsJSON: String
+
+    public var status: RunStatus {
+        get { state.status }
+        set { state.status = newValue }
+    }
+    public var reason: String {
+        get { state.reason }
+        set { state.reason = newValue }
+    }
+    public var step: RunStep { state.step }
 
     /// The run's images: every tag it built, with its digest once pushed ("" until then).
     public var images: [(tag: String, digest: String)] {
@@ -45,21 +52,26 @@ public struct RunRecord: Sendable, Equatable {
         (try? JSONSerialization.jsonObject(with: Data(durationsJSON.utf8)) as? [String: Double]) ?? [:]
     }
 
-    /// Queued (or claimed) by `slipway run retry-push`: push the kept images, build nothing.
-    public var isPushRetry: Bool { step == "push" && reason.hasPrefix(RunStore.retryPushReason) }
+    public static func == (a: RunRecord, b: RunRecord) -> Bool { a.number == b.number && a.state == b.state && a.updatedAt == b.updatedAt }
 }
 
 /// A run the matcher (or an operator) asks for.
 public struct NewRun: Sendable, Equatable {
     public var task: String
-    public var trigger: String
+    public var trigger: RunTrigger
     public var eventSeq: Int64?
     public var repoURL: String
     public var branch: String
     public var commit: String
     public var attempt: Int = 1
+    public var requestedBy: String = ""
+    public var tag: String = ""
+    public var pullRequest: Int? = nil
 
-    public init(task: String, trigger: String, eventSeq: Int64?, repoURL: String, branch: String, commit: String, attempt: Int = 1) {
+    public init(
+        task: String, trigger: RunTrigger, eventSeq: Int64?, repoURL: String, branch: String, commit: String, attempt: Int = 1,
+        requestedBy: String = "", tag: String = "", pullRequest: Int? = nil
+    ) {
         self.task = task
         self.trigger = trigger
         self.eventSeq = eventSeq
@@ -67,25 +79,21 @@ public struct NewRun: Sendable, Equatable {
         self.branch = branch
         self.commit = commit
         self.attempt = attempt
+        self.requestedBy = requestedBy
+        self.tag = tag
+        self.pullRequest = pullRequest
     }
 }
 
-/// A state change to append.
-public struct RunStateChange: Sendable {
-    public var status: RunStatus
-    public var reason: String = ""
-    public var step: String = ""
+/// What a stage reports with a transition: exit code, durations, images.
+public struct RunFacts: Sendable {
     public var exitCode: Int?
-    public var durationsJSON: String = "{}"
-    public var digestsJSON: String = "{}"
+    /// `{"fetch": 0.05, …}`; nil keeps the run's current durations.
+    public var durationsJSON: String?
+    /// `{"tag": "sha256:…" or ""}`; nil keeps the run's current images.
+    public var digestsJSON: String?
 
-    public init(
-        _ status: RunStatus, reason: String = "", step: String = "", exitCode: Int? = nil, durationsJSON: String = "{}",
-        digestsJSON: String = "{}"
-    ) {
-        self.status = status
-        self.reason = reason
-        self.step = step
+    public init(exitCode: Int? = nil, durationsJSON: String? = nil, digestsJSON: String? = nil) {
         self.exitCode = exitCode
         self.durationsJSON = durationsJSON
         self.digestsJSON = digestsJSON

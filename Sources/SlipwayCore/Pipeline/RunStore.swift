@@ -1,6 +1,9 @@
 /// Runs, their appended state changes and match traces, in the same database as the event log.
 ///
-/// A run's current state is its latest `run_states` row; nothing is updated in place.
+/// A run's current state is its latest `run_states` row; nothing is updated in place. Every
+/// change goes through `RunStateMachine` inside the write transaction that appends it, so a
+/// stage can only move a run the way the machine allows, and each stage's queue is a query on
+/// the `phase` column: the log stays the queue, and a restart loses nothing.
 public struct RunStore: Sendable {
     public let database: Database
     public let prefix: String
@@ -12,17 +15,28 @@ public struct RunStore: Sendable {
 
     static let selectRuns = """
         SELECT r.id, r.run_id, r.task, r.trigger, r.event_seq, r.attempt, r.repo_url, r.branch, r.commit_sha, r.created_at,
-               s.status, s.reason, s.step, s.exit_code, s.at, s.durations, s.digests
+               s.status, s.reason, s.step, s.exit_code, s.at, s.durations, s.digests, s.phase, s.kind,
+               r.engine, r.requested_by, r.tag, r.pr,
+               (SELECT MIN(at) FROM run_states WHERE run = r.id AND status = 'Running'),
+               CASE WHEN s.phase = 'ended' THEN s.at END
         FROM runs r JOIN run_states s ON s.seq = (SELECT MAX(seq) FROM run_states WHERE run = r.id)
         """
 
     static func readRun(_ row: SQLiteStatement) -> RunRecord {
-        RunRecord(
-            number: row.int(0), runID: row.text(1), task: row.text(2), trigger: row.text(3),
+        let state = RunState(
+            status: RunStatus(rawValue: row.text(10)) ?? .error, phase: RunPhase(rawValue: row.text(17)) ?? .ended,
+            kind: RunKind(rawValue: row.text(18)) ?? .build, step: RunStep(rawValue: row.text(12)) ?? .none, reason: row.text(11))
+        var record = RunRecord(
+            number: row.int(0), runID: row.text(1), task: row.text(2), trigger: RunTrigger(rawValue: row.text(3)) ?? .manual,
             eventSeq: row.isNull(4) ? nil : row.int(4), attempt: Int(row.int(5)), repoURL: row.text(6), branch: row.text(7),
-            commit: row.text(8), createdAt: row.text(9), status: RunStatus(rawValue: row.text(10)) ?? .error, reason: row.text(11),
-            step: row.text(12), exitCode: row.isNull(13) ? nil : Int(row.int(13)), updatedAt: row.text(14),
+            commit: row.text(8), createdAt: row.text(9), state: state, exitCode: row.isNull(13) ? nil : Int(row.int(13)),
+            updatedAt: row.text(14), startedAt: row.isNull(23) ? nil : row.text(23), finishedAt: row.isNull(24) ? nil : row.text(24),
             durationsJSON: row.text(15), digestsJSON: row.text(16))
+        record.engine = row.text(19)
+        record.requestedBy = row.text(20)
+        record.tag = row.text(21)
+        record.pullRequest = row.isNull(22) ? nil : Int(row.int(22))
+        return record
     }
 
     /// One run by its ID, inside a transaction or a read.
@@ -30,8 +44,13 @@ public struct RunStore: Sendable {
         try db.prepare(selectRuns + " WHERE r.run_id = ?").bind([.text(runID)]).rows(readRun).first
     }
 
-    /// Inserts a run with its first state `Queued`, cancelling older queued runs of the same task and branch.
-    /// Runs inside a write transaction; returns the new run id.
+    static func find(number: Int64, db: SQLiteConnection) throws -> RunRecord? {
+        try db.prepare(selectRuns + " WHERE r.id = ?").bind([.integer(number)]).rows(readRun).first
+    }
+
+    /// Inserts a run with its first state `Queued`. A new automatic run cancels older queued
+    /// automatic runs of the same task and branch; a manual run is never superseded, and
+    /// supersedes nothing. Runs inside a write transaction; returns the new run id.
     static func insert(_ new: NewRun, prefix: String, db: SQLiteConnection) throws -> String {
         let now = Timestamp.now().iso8601
         // The id is known only after the insert, but run_id must be set by it: reserve via the sequence.
@@ -39,27 +58,55 @@ public struct RunStore: Sendable {
             (try db.prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0) + 1").rows { $0.int(0) }.first) ?? 1
         let runID = "\(prefix)\(next)"
         try db.prepare(
-            "INSERT INTO runs (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            """
+            INSERT INTO runs (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at, requested_by, tag, pr)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
         ).bind([
-            .integer(next), .text(runID), .text(new.task), .text(new.trigger), new.eventSeq.map { .integer($0) } ?? .null,
+            .integer(next), .text(runID), .text(new.task), .text(new.trigger.rawValue), new.eventSeq.map { .integer($0) } ?? .null,
             .integer(Int64(new.attempt)), .text(new.repoURL), .text(new.branch), .text(new.commit), .text(now),
+            .text(new.requestedBy), .text(new.tag), new.pullRequest.map { .integer(Int64($0)) } ?? .null,
         ]).run()
-        let superseded = try db.prepare(
-            selectRuns + " WHERE r.task = ? AND r.branch = ? AND s.status = 'Queued' AND r.id <> ?"
-        ).bind([.text(new.task), .text(new.branch), .integer(next)]).rows(readRun)
-        for old in superseded {
-            try append(RunStateChange(.canceled, reason: "superseded by \(runID)"), run: old.number, db: db)
+        if new.trigger.isAutomatic {
+            let automatic = RunTrigger.allCases.filter(\.isAutomatic).map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let superseded = try db.prepare(
+                selectRuns
+                    + " WHERE r.task = ? AND r.branch = ? AND s.phase = 'queued' AND s.kind = 'build' AND r.trigger IN (\(automatic)) AND r.id <> ?"
+            ).bind([.text(new.task), .text(new.branch), .integer(next)]).rows(readRun)
+            for old in superseded { try apply(.supersede(by: runID), to: old, db: db) }
         }
-        try append(RunStateChange(.queued, reason: new.trigger == "push" ? "" : new.trigger), run: next, db: db)
+        var reason = new.trigger == .push ? "" : new.trigger.rawValue
+        if !new.requestedBy.isEmpty { reason += " requested by \(new.requestedBy)" }
+        try appendRow(.queued(reason: reason), facts: RunFacts(), to: next, db: db)
         return runID
     }
 
-    static func append(_ change: RunStateChange, run: Int64, db: SQLiteConnection) throws {
+    /// Moves `run` by `input` through the state machine and appends the row. Throws
+    /// `IllegalTransition` (rolling the transaction back) when the machine refuses.
+    @discardableResult
+    static func apply(_ input: RunStateMachine.Input, to run: RunRecord, facts: RunFacts = RunFacts(), db: SQLiteConnection) throws
+        -> RunRecord
+    {
+        let next = try RunStateMachine.transition(run.state, input)
+        try appendRow(next, facts: facts, to: run.number, db: db, current: run)
+        var updated = run
+        updated.state = next
+        if let d = facts.durationsJSON { updated.durationsJSON = d }
+        if let d = facts.digestsJSON { updated.digestsJSON = d }
+        updated.exitCode = facts.exitCode
+        return updated
+    }
+
+    static func appendRow(_ state: RunState, facts: RunFacts, to run: Int64, db: SQLiteConnection, current: RunRecord? = nil) throws {
         try db.prepare(
-            "INSERT INTO run_states (run, status, at, reason, step, exit_code, durations, digests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            """
+            INSERT INTO run_states (run, status, phase, kind, step, at, reason, exit_code, durations, digests)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
         ).bind([
-            .integer(run), .text(change.status.rawValue), .text(Timestamp.now().iso8601), .text(change.reason), .text(change.step),
-            change.exitCode.map { .integer(Int64($0)) } ?? .null, .text(change.durationsJSON), .text(change.digestsJSON),
+            .integer(run), .text(state.status.rawValue), .text(state.phase.rawValue), .text(state.kind.rawValue), .text(state.step.rawValue),
+            .text(Timestamp.now().iso8601), .text(state.reason), facts.exitCode.map { .integer(Int64($0)) } ?? .null,
+            .text(facts.durationsJSON ?? current?.durationsJSON ?? "{}"), .text(facts.digestsJSON ?? current?.digestsJSON ?? "{}"),
         ]).run()
     }
 
@@ -76,14 +123,15 @@ public struct RunStore: Sendable {
         }
     }
 
-    /// Stores the match traces and runs of a batch of events and advances the matcher's cursor past
-    /// the last, in one transaction: after a crash each event is either fully matched or not at all.
-    /// Returns the run IDs created, per event, in the order given.
-    public func recordMatches(_ records: [MatchRecord], cursor: String) async throws(DatabaseError) -> [[String]] {
+    /// Stores the match traces and runs of a batch of events and, when `cursor` is given, advances
+    /// the matcher's cursor past the last, in one transaction: after a crash each event is either
+    /// fully matched or not at all. Returns the run IDs created, per event, in the order given.
+    public func recordMatches(_ records: [MatchRecord], cursor: String?) async throws(DatabaseError) -> [[String]] {
         guard let last = records.last else { return [] }
         let prefix = self.prefix
         // Derived from the durable log and re-derived after a crash: no fsync of its own (see `Database.write`).
-        return try await database.write(durable: false) { db in
+        // A replay (no cursor) is an operator's request, not derived: it is committed durably.
+        return try await database.write(durable: cursor == nil) { db in
             var all: [[String]] = []
             for record in records {
                 var created: [String: String] = [:]
@@ -98,7 +146,7 @@ public struct RunStore: Sendable {
                 }
                 all.append(record.runs.compactMap { created[$0.task] })
             }
-            try Self.saveCursor(cursor, seq: last.eventSeq, db: db)
+            if let cursor { try Self.saveCursor(cursor, seq: last.eventSeq, db: db) }
             return all
         }
     }
@@ -109,26 +157,45 @@ public struct RunStore: Sendable {
         ).bind([.text(name), .integer(seq), .text(Timestamp.now().iso8601)]).run()
     }
 
-    /// Queues a run outside of matching (manual, replay, retry).
+    /// Queues a run outside of matching (manual, retry).
     public func enqueue(_ run: NewRun) async throws(DatabaseError) -> String {
         let prefix = self.prefix
         return try await database.write { db in try Self.insert(run, prefix: prefix, db: db) }
     }
 
-    /// Moves up to `limit` queued runs, oldest first, to `Running` and returns them.
-    public func claimQueued(limit: Int) async throws(DatabaseError) -> [RunRecord] {
+    /// The builder's queue: moves up to `limit` queued runs, oldest first, to `Running`
+    /// (`building`) on `engine` and returns them.
+    public func claimForBuild(limit: Int, engine: String = "local") async throws(DatabaseError) -> [RunRecord] {
         guard limit > 0 else { return [] }
         return try await database.write { db in
-            let queued = try db.prepare(Self.selectRuns + " WHERE s.status = 'Queued' ORDER BY r.id LIMIT ?")
+            let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' ORDER BY r.id LIMIT ?")
                 .bind([.integer(Int64(limit))]).rows(Self.readRun)
-            for run in queued { try Self.append(RunStateChange(.running), run: run.number, db: db) }
-            return queued.map {
-                var r = $0; r.status = .running; return r
+            return try queued.map { run in
+                var claimed = try Self.apply(.claimForBuild, to: run, db: db)
+                claimed.engine = engine
+                return claimed
             }
         }
     }
 
-    static let retryPushReason = "retry-push"
+    /// The pusher's queue: moves up to `limit` runs waiting for a push slot, oldest wait first, to `pushing`.
+    public func claimForPush(limit: Int) async throws(DatabaseError) -> [RunRecord] {
+        guard limit > 0 else { return [] }
+        return try await database.write { db in
+            let waiting = try db.prepare(Self.selectRuns + " WHERE s.phase = 'push-wait' ORDER BY s.seq LIMIT ?")
+                .bind([.integer(Int64(limit))]).rows(Self.readRun)
+            return try waiting.map { try Self.apply(.claimForPush, to: $0, db: db) }
+        }
+    }
+
+    /// Appends the transition `input` to the run numbered `number` (as the stage holding it reports).
+    @discardableResult
+    public func apply(_ input: RunStateMachine.Input, to number: Int64, facts: RunFacts = RunFacts()) async throws -> RunRecord {
+        try await database.write { db in
+            guard let run = try Self.find(number: number, db: db) else { throw RunStoreError(message: "run \(number) does not exist") }
+            return try Self.apply(input, to: run, facts: facts, db: db)
+        }
+    }
 
     public enum PushRetry: Sendable {
         case notFound
@@ -137,49 +204,52 @@ public struct RunStore: Sendable {
         case queued(RunRecord)
     }
 
-    /// Queues the push of a run that ended (failed, errored or was canceled) in its push step again; the kept images
-    /// are pushed by the builder without fetching or building (`RunRecord.isPushRetry`).
-    public func requeuePush(_ runID: String, requestedBy who: String) async throws(DatabaseError) -> PushRetry {
+    /// Queues the push of a run that ended (failed, errored or was canceled) in its push step again;
+    /// the pusher pushes the kept images without fetching or building (kind `push-retry`).
+    public func requeuePush(_ runID: String, requestedBy who: String) async throws -> PushRetry {
         try await database.write { db in
             guard let run = try Self.find(runID, db: db) else { return .notFound }
-            guard [.failed, .error, .canceled].contains(run.status), run.step == "push", run.images.contains(where: { $0.digest.isEmpty })
+            guard run.images.contains(where: { $0.digest.isEmpty }),
+                let queued = try? Self.apply(.retryPush(requestedBy: who), to: run, db: db)
             else { return .notRetryable(run) }
-            let change = RunStateChange(
-                .queued, reason: "\(Self.retryPushReason) requested by \(who)", step: "push", durationsJSON: run.durationsJSON,
-                digestsJSON: run.digestsJSON)
-            try Self.append(change, run: run.number, db: db)
-            return .queued(run)
+            return .queued(queued)
         }
     }
 
-    /// Appends a state change to a run.
-    public func append(_ change: RunStateChange, to run: Int64) async throws(DatabaseError) {
-        try await database.write { db in try Self.append(change, run: run, db: db) }
-    }
-
-    /// After a crash: runs still `Running` become `Error` ("interrupted by restart") and a first attempt is queued again once.
-    public func recoverInterrupted() async throws(DatabaseError) -> (interrupted: [String], retried: [String]) {
+    /// After a restart: a run held by the builder ends `Error` ("interrupted by restart") and a first
+    /// attempt is queued again once; a run held by the pusher waits for a push slot again, its images kept.
+    public func recoverInterrupted() async throws(DatabaseError) -> (interrupted: [String], retried: [String], resumed: [String]) {
         let prefix = self.prefix
         return try await database.write { db in
-            let stale = try db.prepare(Self.selectRuns + " WHERE s.status = 'Running' ORDER BY r.id").rows(Self.readRun)
+            let held = try db.prepare(Self.selectRuns + " WHERE s.phase IN ('building', 'push-wait', 'pushing') ORDER BY r.id")
+                .rows(Self.readRun)
+            var interrupted: [String] = []
             var retried: [String] = []
-            for run in stale {
-                try Self.append(RunStateChange(.error, reason: "interrupted by restart"), run: run.number, db: db)
-                if run.attempt == 1 {
-                    let retry = NewRun(
-                        task: run.task, trigger: run.trigger, eventSeq: run.eventSeq, repoURL: run.repoURL, branch: run.branch,
-                        commit: run.commit, attempt: 2)
-                    retried.append(try Self.insert(retry, prefix: prefix, db: db))
+            var resumed: [String] = []
+            for run in held {
+                switch RunStateMachine.afterRestart(run.state) {
+                case .untouched: continue
+                case .resumePush(let state):
+                    if run.state.phase == .pushWait { continue }  // already waiting: nothing to append
+                    try Self.appendRow(state, facts: RunFacts(), to: run.number, db: db, current: run)
+                    resumed.append(run.runID)
+                case .interrupted(let state):
+                    try Self.appendRow(state, facts: RunFacts(), to: run.number, db: db, current: run)
+                    interrupted.append(run.runID)
+                    if run.attempt == 1 {
+                        let retry = NewRun(
+                            task: run.task, trigger: run.trigger, eventSeq: run.eventSeq, repoURL: run.repoURL, branch: run.branch,
+                            commit: run.commit, attempt: 2, requestedBy: run.requestedBy, tag: run.tag, pullRequest: run.pullRequest)
+                        retried.append(try Self.insert(retry, prefix: prefix, db: db))
+                    }
                 }
             }
-            return (stale.map(\.runID), retried)
+            return (interrupted, retried, resumed)
         }
     }
 
     public func run(_ runID: String) async throws -> RunRecord? {
-        try await database.read { db in
-            try Self.find(runID, db: db)
-        }
+        try await database.read { db in try Self.find(runID, db: db) }
     }
 
     /// Runs newest first, optionally filtered.
@@ -187,8 +257,14 @@ public struct RunStore: Sendable {
         try await database.read { db in
             var sql = Self.selectRuns + " WHERE 1 = 1"
             var binds: [SQLiteValue] = []
-            if let task { sql += " AND r.task = ?"; binds.append(.text(task)) }
-            if let status { sql += " AND s.status = ?"; binds.append(.text(status.rawValue)) }
+            if let task {
+                sql += " AND r.task = ?"
+                binds.append(.text(task))
+            }
+            if let status {
+                sql += " AND s.status = ?"
+                binds.append(.text(status.rawValue))
+            }
             sql += " ORDER BY r.id DESC LIMIT ?"
             binds.append(.integer(Int64(top)))
             return try db.prepare(sql).bind(binds).rows(Self.readRun)
@@ -199,26 +275,22 @@ public struct RunStore: Sendable {
     public func latestUpdated(task: String? = nil) async throws -> RunRecord? {
         try await database.read { db in
             if let task {
-                return try db.prepare(
-                    Self.selectRuns + " WHERE r.task = ? ORDER BY s.seq DESC LIMIT 1"
-                ).bind([.text(task)]).rows(Self.readRun).first
+                return try db.prepare(Self.selectRuns + " WHERE r.task = ? ORDER BY s.seq DESC LIMIT 1").bind([.text(task)])
+                    .rows(Self.readRun).first
             }
             let latest = try db.prepare("SELECT run FROM run_states ORDER BY seq DESC LIMIT 1").rows { $0.int(0) }.first
             guard let latest else { return nil }
-            return try db.prepare(Self.selectRuns + " WHERE r.id = ?").bind([.integer(latest)]).rows(Self.readRun).first
+            return try Self.find(number: latest, db: db)
         }
     }
 
-    /// Cancels `runID` at once if it is still queued. Returns the run as it is now and whether this call
-    /// canceled it (nil when the run is unknown).
-    public func cancelIfQueued(_ runID: String, reason: String) async throws(DatabaseError) -> (run: RunRecord, canceled: Bool)? {
+    /// Cancels `runID` at once if no stage is working on it (queued, or waiting for a push slot).
+    /// Returns the run as it is now and whether this call canceled it (nil when the run is unknown).
+    public func cancelIfWaiting(_ runID: String, reason: String) async throws -> (run: RunRecord, canceled: Bool)? {
         try await database.write { db in
-            guard var run = try Self.find(runID, db: db) else { return nil }
-            guard run.status == .queued else { return (run, false) }
-            try Self.append(RunStateChange(.canceled, reason: reason), run: run.number, db: db)
-            run.status = .canceled
-            run.reason = reason
-            return (run, true)
+            guard let run = try Self.find(runID, db: db) else { return nil }
+            guard run.state.phase == .queued || run.state.phase == .pushWait else { return (run, false) }
+            return (try Self.apply(.cancel(reason: reason), to: run, db: db), true)
         }
     }
 
@@ -228,12 +300,16 @@ public struct RunStore: Sendable {
             let rows = try db.prepare(
                 """
                 SELECT s.status, COUNT(*) FROM run_states s
-                WHERE s.status IN ('Queued', 'Running') AND s.seq = (SELECT MAX(seq) FROM run_states WHERE run = s.run)
+                WHERE s.phase <> 'ended' AND s.seq = (SELECT MAX(seq) FROM run_states WHERE run = s.run)
                 GROUP BY s.status
                 """
-            ).rows { ($0.text(0), Int($0.int(1))) }
-            let counts = Dictionary(uniqueKeysWithValues: rows)
-            return (counts["Queued"] ?? 0, counts["Running"] ?? 0)
+            ).rows { (RunStatus(rawValue: $0.text(0)), Int($0.int(1))) }
+            var queued = 0
+            var running = 0
+            for (status, count) in rows {
+                if status == .queued { queued += count } else if status == .running { running += count }
+            }
+            return (queued, running)
         }
     }
 
@@ -246,4 +322,10 @@ public struct RunStore: Sendable {
             .rows { MatchTrace(task: $0.text(0), matched: $0.int(1) == 1, reason: $0.text(2), runID: $0.isNull(3) ? nil : $0.text(3)) }
         }
     }
+}
+
+/// A run store failure that is no database error (a run that vanished).
+public struct RunStoreError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

@@ -53,16 +53,19 @@ public enum ProcessRunner {
         public var description: String
     }
 
-    /// Runs `command`; every output line (stdout and stderr) goes to `onLine`. At `deadline`, or when
-    /// `stop` reports a reason, the whole process group gets SIGTERM, then SIGKILL after `killGrace`.
+    /// Runs `command`; every output line (stdout and stderr) goes to `onLine`. At `deadline`, or
+    /// when `stop` fires, the whole process group gets SIGTERM, then SIGKILL after `killGrace`.
+    ///
+    /// No polling: the output readers race a deadline sleep and the stop signal in one task
+    /// group, so a cancel or a timeout reaches the process within milliseconds.
     public static func run(
-        _ command: Command, deadline: ContinuousClock.Instant? = nil,
-        stopRequested: @escaping @Sendable () -> Bool = { false },
+        _ command: Command, deadline: ContinuousClock.Instant? = nil, stop: StopSignal? = nil,
         onLine: @escaping @Sendable (String) -> Void
     ) async throws -> CommandOutcome {
         guard let path = resolve(command.executable, path: command.environment["PATH"]) else {
             throw LaunchError(description: "cannot find '\(command.executable)' on PATH")
         }
+        if stop?.isFired == true { return CommandOutcome(ending: .canceled) }
         var options = PlatformOptions()
         options.processGroupID = 0  // a new group led by the child: signals reach its descendants too
         let environment = Environment.custom(
@@ -73,37 +76,54 @@ public enum ProcessRunner {
             workingDirectory: command.workingDirectory.map { .init($0) }, platformOptions: options,
             input: .none, output: .sequence, error: .sequence
         ) { execution in
-            await withTaskGroup(of: Void.self) { group in
+            await withTaskGroup(of: Bool.self) { group in
+                // The readers end when the process (and every child holding its pipes) is gone.
                 group.addTask {
-                    do { for try await line in execution.standardOutput.strings() { onLine(line) } } catch {}
-                }
-                group.addTask {
-                    do {
-                        for try await line in execution.standardError.strings() {
-                            if !line.allSatisfy(\.isWhitespace) { ending.lastErrorLine = line }
-                            onLine(line)
+                    await withTaskGroup(of: Void.self) { readers in
+                        readers.addTask {
+                            do { for try await line in execution.standardOutput.strings() { onLine(line) } } catch {}
                         }
-                    } catch {}
-                }
-                let watchdog = Task {
-                    while !Task.isCancelled {
-                        if let deadline, ContinuousClock.now >= deadline {
-                            ending.set(.timedOut)
-                            break
+                        readers.addTask {
+                            do {
+                                for try await line in execution.standardError.strings() {
+                                    if !line.allSatisfy(\.isWhitespace) { ending.lastErrorLine = line }
+                                    onLine(line)
+                                }
+                            } catch {}
                         }
-                        if stopRequested() {
-                            ending.set(.canceled)
-                            break
-                        }
-                        try? await Task.sleep(for: .milliseconds(100))
                     }
-                    guard !Task.isCancelled else { return }
-                    try? execution.send(signal: .terminate, toProcessGroup: true)
-                    try? await Task.sleep(for: killGrace)
-                    try? execution.send(signal: .kill, toProcessGroup: true)
+                    return true
                 }
-                await group.waitForAll()
-                watchdog.cancel()
+                // The watchdog: whichever comes first of the deadline and the stop signal.
+                group.addTask {
+                    let forced: CommandOutcome.Ending? = await withTaskGroup(of: CommandOutcome.Ending?.self) { race in
+                        if let deadline {
+                            race.addTask {
+                                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }
+                                return .timedOut
+                            }
+                        }
+                        if let stop {
+                            race.addTask {
+                                await stop.wait()
+                                return Task.isCancelled ? nil : .canceled
+                            }
+                        }
+                        let first = await race.next() ?? nil
+                        race.cancelAll()
+                        return first
+                    }
+                    guard let forced, !Task.isCancelled else { return false }
+                    ending.set(forced)
+                    try? execution.send(signal: .terminate, toProcessGroup: true)
+                    do { try await Task.sleep(for: killGrace) } catch { return false }
+                    try? execution.send(signal: .kill, toProcessGroup: true)
+                    return false
+                }
+                // Once the readers are done the watchdog has nothing left to guard.
+                while let readersDone = await group.next() {
+                    if readersDone { group.cancelAll() }
+                }
             }
         }
         if let forced = ending.value {

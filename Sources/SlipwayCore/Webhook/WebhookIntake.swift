@@ -91,7 +91,7 @@ public struct WebhookIntake: Sendable {
         }
         let delivery = Delivery(
             deliveryID: deliveryID, hookID: hookID, eventType: event, signature: signature,
-            headersJSON: Self.headersJSON(headers), body: body)
+            headersJSON: Self.headersJSON(headers), body: body, mediaType: mediaType)
         return .success(Accepted(delivery: delivery, zen: zen))
     }
 

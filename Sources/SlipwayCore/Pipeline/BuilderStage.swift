@@ -1,0 +1,92 @@
+import Logging
+import ServiceLifecycle
+
+/// The builder stage: claims queued runs (oldest first, `builds.max_concurrent` at once), fetches,
+/// checks out and builds each, and hands the built images to the pusher through an appended
+/// `push-wait` state. Its build slot is free as soon as the build ends, not when the push does.
+public actor BuilderStage: Service {
+    let runs: RunStore
+    let executor: RunExecutor
+    let config: @Sendable () -> SlipwayConfig
+    let wake: CommitSignal
+    let pushWake: CommitSignal
+    let control: RunControl
+    let logger: Logger
+
+    /// How many builds run now.
+    public private(set) var running = 0
+
+    public init(
+        runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, pushWake: CommitSignal,
+        control: RunControl, logger: Logger
+    ) {
+        self.runs = runs
+        self.executor = executor
+        self.config = config
+        self.wake = wake
+        self.pushWake = pushWake
+        self.control = control
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let config = self.config
+        let runs = self.runs
+        let loop = StageLoop(
+            name: "builds", wake: wake, limit: { config().builds.maxConcurrent }, grace: { config().builds.stopGrace }, control: control,
+            logger: logger)
+        await loop.run(
+            claim: { try await runs.claimForBuild(limit: $0) }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
+    }
+
+    func set(running: Int) { self.running = running }
+
+    nonisolated func perform(_ run: RunRecord) async {
+        let logger = Self.logger(self.logger, for: run)
+        logger.notice("build started", metadata: ["trigger": "\(run.trigger.rawValue)", "branch": "\(run.branch)"])
+        let handle = control.register(run.runID)
+        defer { control.finished(run.runID) }
+        let task = config().tasks.first { $0.name == run.task }
+        let runs = self.runs
+        let outcome = await executor.build(run, task: task, handle: handle) { step in
+            _ = try? await runs.apply(.enterStep(step), to: run.number)
+        }
+        guard let outcome else {
+            logger.notice("build interrupted by shutdown; it is built again at the next start")
+            return
+        }
+        do {
+            let record = try await runs.apply(outcome.input, to: run.number, facts: outcome.facts)
+            if record.state.phase == .pushWait { pushWake.bump() }
+            Self.report(record, logger: logger)
+        } catch {
+            logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func logger(_ base: Logger, for run: RunRecord) -> Logger {
+        var logger = base
+        logger[metadataKey: "run.id"] = "\(run.runID)"
+        logger[metadataKey: "task"] = "\(run.task)"
+        logger[metadataKey: "commit"] = "\(run.commit)"
+        if !run.engine.isEmpty { logger[metadataKey: "engine"] = "\(run.engine)" }
+        return logger
+    }
+
+    /// Logs a run's end (or hand-over) and counts it.
+    static func report(_ record: RunRecord, logger: Logger) {
+        guard record.state.phase == .ended else {
+            logger.info("build finished; waiting for a push slot")
+            return
+        }
+        SlipwayMetrics.runFinished(status: record.status)
+        var meta: Logger.Metadata = ["status": "\(record.status.rawValue)", "durations": "\(record.durationsJSON)"]
+        if !record.reason.isEmpty { meta["reason"] = "\(record.reason)" }
+        if record.step != .none { meta["step"] = "\(record.step.rawValue)" }
+        if record.status == .succeeded {
+            logger.notice("run succeeded", metadata: meta)
+        } else {
+            logger.error("run did not succeed", metadata: meta)
+        }
+    }
+}
