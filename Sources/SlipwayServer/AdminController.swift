@@ -257,7 +257,7 @@ public struct AdminController: Sendable {
         logger.notice(
             "event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.joined(separator: ","))", "requested_by": "\(who)"])
         let trace = plan.traces.map {
-            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict == .matched, reason: $0.verdict.reason, runId: byTask[$0.task])
+            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict.isMatch, reason: $0.verdict.reason, runId: byTask[$0.task])
         }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
     }

@@ -9,6 +9,19 @@ public final class WebhookController: Sendable {
     public let log: EventLog
     let intake: Mutex<WebhookIntake>
     let logger: Logger
+    /// Body bytes held before their signature is checked, all connections together.
+    let inflight = Atomic<Int>(0)
+
+    /// Reserves `bytes` of the in-flight budget; false (nothing reserved) when it would go over `limit`.
+    func reserve(_ bytes: Int, limit: Int) -> Bool {
+        var current = inflight.load(ordering: .relaxed)
+        while true {
+            guard current + bytes <= limit else { return false }
+            let (exchanged, original) = inflight.compareExchange(expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
 
     public init(log: EventLog, intake: WebhookIntake, logger: Logger) {
         self.log = log
@@ -41,11 +54,27 @@ public final class WebhookController: Sendable {
                 .init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), context,
                 close: true)
         }
+        // Memory before authentication is bounded across all connections: a body reserves its
+        // declared length up front (or its bytes as they arrive), and over the budget it is a 503.
+        let budget = intake.maxInflightBytes
+        var reserved = 0
+        defer { if reserved > 0 { inflight.subtract(reserved, ordering: .relaxed) } }
+        let overBudget = WebhookIntake.Rejection(
+            status: 503, reason: "too many request bytes in flight (webhook.max_inflight_bytes = \(budget)); retry later")
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }) {
+            guard reserve(declared, limit: budget) else { return busy(overBudget, context) }
+            reserved = declared
+        }
         var body: [UInt8] = []
         for try await chunk in request.body {
             if body.count + chunk.readableBytes > limit {
                 return reject(
                     .init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
+            }
+            let grown = body.count + chunk.readableBytes
+            if grown > reserved {
+                guard reserve(grown - reserved, limit: budget) else { return busy(overBudget, context) }
+                reserved = grown
             }
             body.append(contentsOf: chunk.readableBytesView)
         }
@@ -97,6 +126,13 @@ public final class WebhookController: Sendable {
         }
         var response = Self.json(HTTPResponse.Status(code: rejection.status), "{\"error\":\(JSONText.quote(rejection.reason))}")
         if close { response.headers[.connection] = "close" }
+        return response
+    }
+
+    /// 503 with `Retry-After`, closing the connection (the rest of the body is not read).
+    func busy(_ rejection: WebhookIntake.Rejection, _ context: SlipwayRequestContext) -> Response {
+        var response = reject(rejection, context, close: true)
+        response.headers[.retryAfter] = "1"
         return response
     }
 

@@ -65,6 +65,8 @@ struct Daemon {
         let processEnvironment = ProcessInfo.processInfo.environment
         let executor = RunExecutor(
             environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger)
+        let builder = BuilderStage(
+            runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger)
         let controller = WebhookController(log: log, intake: intake, logger: logger)
         let reload = Reload(store: store, webhook: controller, running: config, logger: logger)
         let admin = AdminController(
@@ -97,13 +99,13 @@ struct Daemon {
                 services: [
                     .init(service: EventLogService(database: database, logger: logger)),
                     .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
-                    .init(
-                        service: BuilderStage(
-                            runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control,
-                            logger: logger)),
+                    // The pusher before the builder: shutdown runs in reverse order, so the builder
+                    // drains first and the pusher still pushes what it finishes within the grace.
                     .init(
                         service: PusherStage(
-                            runs: runs, executor: executor, config: { store.current }, wake: pushWake, control: control, logger: logger)),
+                            runs: runs, executor: executor, config: { store.current }, wake: pushWake, control: control, logger: logger,
+                            upstreamFinished: builder.finished)),
+                    .init(service: builder),
                     .init(service: webhook),
                     .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),
                     .init(service: reloader),
@@ -124,7 +126,14 @@ struct Daemon {
             throw DaemonError(description: "cannot read webhook secret \(error)")
         }
         if secrets.isEmpty {
-            logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks")
+            // Unsigned deliveries are acceptable only from this host (a test, a proxy that verifies).
+            guard SlipwayConfig.isLoopback(config.listen.host) else {
+                throw DaemonError(
+                    description:
+                        "no webhook secret: set webhook.secret_files (GitHub's hook secret) or listen on a loopback address; refusing to accept unsigned deliveries on \(config.listen)"
+                )
+            }
+            logger.warning("webhook.secret_files is empty: deliveries are accepted WITHOUT signature checks (loopback only)")
         }
         for file in SecretFileAudit.exposed(in: config) {
             logger.warning(
@@ -132,7 +141,8 @@ struct Daemon {
             )
         }
         return WebhookIntake(
-            verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1), maxBodyBytes: config.webhook.maxBodyBytes)
+            verifier: SignatureVerifier(secrets: secrets, allowSHA1: config.webhook.allowSHA1), maxBodyBytes: config.webhook.maxBodyBytes,
+            maxInflightBytes: config.webhook.maxInflightBytes)
     }
 }
 

@@ -106,7 +106,7 @@ import Testing
         ),
         (
             "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main\"\n    tags: [\"r/web:{{.Run.Number}}\"]\n",
-            "bad.yaml:4: tasks[0].tags[0]: unknown template variable '{{.Run.Number}}' in 'r/web:{{.Run.Number}}' (known: {{.Run.ID}}, {{.Commit}}, {{.Commit.Short}}, {{.Branch}}, {{.Tag}}, {{.Task}}, {{.Date}})"
+            "bad.yaml:4: tasks[0].tags[0]: unknown template variable '{{.Run.Number}}' in 'r/web:{{.Run.Number}}' (known: {{.Run.ID}}, {{.Commit}}, {{.Commit.Short}}, {{.Branch}}, {{.Tag}}, {{.Task}}, {{.Date}}, {{.Semver}}, {{.Semver.Major}}, {{.Semver.Minor}}, {{.PR}})"
         ),
         (
             "tasks:\n  - name: web\n    context: \"https://github.com/o/r.git#main:../etc\"\n    tags: [r/web]\n",
@@ -114,7 +114,7 @@ import Testing
         ),
         (
             "tasks:\n  - name: web\n    context: \"https://bot:hunter2@github.com/o/r.git#main\"\n    tags: [r/web]\n",
-            "bad.yaml:3: tasks[0].context: repository URL must not contain a password; put the token in git_token_file"
+            "bad.yaml:3: tasks[0].context: repository URL must not carry credentials (user or token before '@'); put the token in git_token_file"
         ),
         (
             "tasks:\n  - name: Web App\n    context: \"https://github.com/o/r.git#main\"\n    tags: [r/web]\n",

@@ -26,7 +26,7 @@ struct FaultSystemTests {
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let started = Date()
         let answer = try RawHTTPClient(port: daemon.port).request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "legit"), body: body)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "legit"), delivery: "legit"), body: DaemonProcess.distinct(body, "legit"))
         let elapsed = Date().timeIntervalSince(started)
         #expect(answer.status == 202)
         #expect(elapsed < 1, "answered in \(elapsed) s with 1,000 hostile connections open")
@@ -58,7 +58,7 @@ struct FaultSystemTests {
         for n in 0..<3 {
             #expect(
                 try prompt.request(
-                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "prompt-\(n)"), body: body
+                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "prompt-\(n)"), delivery: "prompt-\(n)"), body: DaemonProcess.distinct(body, "prompt-\(n)")
                 )
                 .status == 202)
             usleep(500_000)
@@ -80,7 +80,7 @@ struct FaultSystemTests {
         #expect(idle.allSatisfy { $0.isClosedByPeer(waiting: 3) }, "idle connections are cut at the read deadline")
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let answer = try RawHTTPClient(port: daemon.port).request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-cap"), body: body)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "after-cap"), delivery: "after-cap"), body: DaemonProcess.distinct(body, "after-cap"))
         #expect(answer.status == 202)
         let metrics = try RawHTTPClient(port: daemon.port).request("GET", "/metrics")
         let text = String(decoding: metrics.body, as: UTF8.self)
@@ -100,7 +100,7 @@ struct FaultSystemTests {
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let client = try RawHTTPClient(port: daemon.port)
         #expect(
-            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "before-full"), body: body)
+            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "before-full"), delivery: "before-full"), body: DaemonProcess.distinct(body, "before-full"))
                 .status == 202)
 
         // Fill the disk.
@@ -110,7 +110,7 @@ struct FaultSystemTests {
         var statuses: [Int] = []
         for n in 0..<40 {
             let status = try client.request(
-                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "full-\(n)"), body: body
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "full-\(n)"), delivery: "full-\(n)"), body: DaemonProcess.distinct(body, "full-\(n)")
             ).status
             statuses.append(status)
             if status == 503 { refused += 1 }
@@ -124,7 +124,7 @@ struct FaultSystemTests {
         try FileManager.default.removeItem(atPath: filler)
         try daemon.waitUntil("healthz ok") { (try? client.request("GET", "/healthz").status) == 200 }
         #expect(
-            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: "after-full"), body: body)
+            try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, "after-full"), delivery: "after-full"), body: DaemonProcess.distinct(body, "after-full"))
                 .status == 202)
 
         // Exactly what got a 2xx is stored, each once; the database is intact.

@@ -324,7 +324,7 @@ struct PipelineSystemTests {
         daemon.signal(SIGKILL)
         daemon.waitForExit()
         #expect(try daemon.runs().first?.status == "Running", "the crash left it running")
-        #expect(FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1/docker/config.json"), "credentials left by the crash")
+        #expect(FileManager.default.fileExists(atPath: daemon.dir + "/data/tmp/sw1-build/docker/config.json"), "credentials left by the crash")
 
         try daemon.start()
         let interrupted = try daemon.waitForRun("sw1")

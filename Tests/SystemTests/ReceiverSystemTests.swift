@@ -17,13 +17,13 @@ import Testing
         let client = try RawHTTPClient(port: daemon.port)
 
         let created = try client.request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "row-1"), delivery: "row-1"), body: DaemonProcess.distinct(Self.push, "row-1"))
         #expect(created.status == 202)
         #expect(created.json["event"] as? Int == 1)
         #expect(created.json["delivery"] as? String == "row-1")
 
         let again = try client.request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "row-1"), body: Self.push)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "row-1"), delivery: "row-1"), body: DaemonProcess.distinct(Self.push, "row-1"))
         #expect(again.status == 200)
         #expect(again.json["duplicate"] as? Bool == true)
         #expect(again.json["event"] as? Int == 1)
@@ -180,7 +180,7 @@ import Testing
         let client = try RawHTTPClient(port: daemon.port)
         for n in 0..<50 {
             let r = try client.request(
-                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "read-\(n)"), body: Self.push)
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "read-\(n)"), delivery: "read-\(n)"), body: DaemonProcess.distinct(Self.push, "read-\(n)"))
             #expect(r.status == 202)
         }
         try reader.execute("COMMIT")
@@ -195,13 +195,13 @@ import Testing
         try blocker.execute("BEGIN EXCLUSIVE")
         let client = try RawHTTPClient(port: daemon.port, timeoutSeconds: 30)
         let refused = try client.request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "while-locked"), delivery: "while-locked"), body: DaemonProcess.distinct(Self.push, "while-locked"))
         #expect(refused.status == 503)
         #expect(try client.request("GET", "/healthz").status == 503)
         try blocker.execute("ROLLBACK")
         #expect(try client.request("GET", "/healthz").status == 200)
         let retried = try client.request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "while-locked"), body: Self.push)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "while-locked"), delivery: "while-locked"), body: DaemonProcess.distinct(Self.push, "while-locked"))
         #expect(retried.status == 202, "GitHub's redelivery of the refused delivery is stored")
         #expect(try daemon.storedDeliveries().map(\.id) == ["while-locked"])
     }
@@ -228,7 +228,7 @@ import Testing
                 }
                 do {
                     guard let c = client else { throw RawHTTPClient.Failure(description: "no connection") }
-                    let r = try c.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body)
+                    let r = try c.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, id), delivery: id), body: DaemonProcess.distinct(body, id))
                     if r.status == 202 || r.status == 200 {
                         acked.withLock { _ = $0.insert(id) }
                     } else {
@@ -263,7 +263,7 @@ import Testing
             guard let client = try? RawHTTPClient(port: port) else { return }
             for id in stride(from: worker, to: pending.count, by: connections).map({ pending[$0] }) {
                 let status =
-                    (try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body)
+                    (try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, id), delivery: id), body: DaemonProcess.distinct(body, id))
                         .status) ?? 0
                 answers.withLock { $0[id] = status }
             }
@@ -294,7 +294,7 @@ import Testing
                 let id = "term-\(worker)-\(n)"
                 guard
                     let r = try? client.request(
-                        "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: id), body: Self.push)
+                        "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, id), delivery: id), body: DaemonProcess.distinct(Self.push, id))
                 else { return }
                 if r.status == 202 { acked.withLock { _ = $0.insert(id) } }
                 if sent.add(1, ordering: .relaxed).newValue == 300 { kill(pid, SIGTERM) }
@@ -314,7 +314,7 @@ import Testing
         let client = try RawHTTPClient(port: daemon.port)
         for i in 1...5 {
             _ = try client.request(
-                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "c-\(i)"), body: Self.push)
+                "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "c-\(i)"), delivery: "c-\(i)"), body: DaemonProcess.distinct(Self.push, "c-\(i)"))
         }
         daemon.signal(SIGTERM)
         #expect(daemon.waitForExit() == 0)
@@ -329,7 +329,7 @@ import Testing
         let daemon = try DaemonProcess()
         try daemon.start()
         _ = try RawHTTPClient(port: daemon.port).request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: Self.push, delivery: "ro-1"), body: Self.push)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(Self.push, "ro-1"), delivery: "ro-1"), body: DaemonProcess.distinct(Self.push, "ro-1"))
         for sql in ["UPDATE events SET event_type = 'x';", "DELETE FROM events;"] {
             let result = try run("/usr/bin/sqlite3", ["-cmd", ".timeout 5000", daemon.databasePath, sql])
             #expect(result.status != 0)

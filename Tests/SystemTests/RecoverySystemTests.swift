@@ -140,7 +140,7 @@ extension RecoverySystemTests {
             while !stop.load(ordering: .relaxed) {
                 let id = "soak-\(n)"
                 if let r = try? RawHTTPClient(port: port, timeoutSeconds: 5).request(
-                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body),
+                    "POST", "/webhooks/github", headers: DaemonProcess.headers(for: DaemonProcess.distinct(body, id), delivery: id), body: DaemonProcess.distinct(body, id)),
                     r.status == 202 || r.status == 200
                 {
                     acked.withLock { _ = $0.insert(id) }

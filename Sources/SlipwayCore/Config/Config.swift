@@ -1,3 +1,5 @@
+import Foundation
+
 /// Slipway's configuration: the YAML of DESIGN.md decoded into values.
 ///
 /// Relative paths in the file are resolved against the directory of the file they appear in,
@@ -35,6 +37,8 @@ public struct SlipwayConfig: Sendable {
         public var readTimeout: Duration = .seconds(10)
         /// Open connections to the webhook listener beyond this are closed at once. Read at start only.
         public var maxConnections: Int = 4096
+        /// Body bytes held before their signature is checked, all connections together; over it: 503.
+        public var maxInflightBytes: Int = 268_435_456
     }
 
     public struct BuildSettings: Sendable {
@@ -63,6 +67,14 @@ public struct SlipwayConfig: Sendable {
         public var key: String
     }
 
+    /// 127.0.0.0/8, `::1` and `localhost`: addresses only this host can reach.
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        if h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+    }
+
     /// The path of the event log database.
     public var databasePath: String { dataDirectory + "/slipway.sqlite" }
 
@@ -87,6 +99,25 @@ public struct TaskDefinition: Sendable {
     /// Where the task is defined, for messages ("config/slipway.yaml:14").
     public var definedIn: String
     public var line: Int
+    /// What starts this task besides a manual run (DESIGN.md "Triggers").
+    public var trigger: TriggerSettings = TriggerSettings()
+
+    /// `trigger:`: branch and tag globs, pull requests, base-image updates, schedules.
+    public struct TriggerSettings: Sendable {
+        /// Branch globs; nil = the context's branch only.
+        public var branches: [String]? = nil
+        /// Tag globs; empty = tag pushes build nothing.
+        public var tags: [String] = []
+        /// Base branches whose pull requests are built (never pushed); nil = pull requests build nothing.
+        public var pullRequestBranches: [String]? = nil
+        public var baseImage: Bool = true
+        public var schedule: [CronExpression] = []
+
+        public init() {}
+    }
+
+    /// The branch globs a push must match.
+    public var branchGlobs: [String] { trigger.branches ?? [context.branch] }
 
     public struct KeyValue: Sendable, Equatable {
         public var key: String

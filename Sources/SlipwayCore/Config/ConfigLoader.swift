@@ -6,12 +6,12 @@ import Yams
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
     static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes"]
-    static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections"]
+    static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
     static let taskKeys = [
         "name", "context", "dockerfile", "tags", "git_token_file", "build_args", "secret_build_args", "paths",
-        "push", "no_cache", "timeout", "enabled",
+        "push", "no_cache", "timeout", "enabled", "trigger",
     ]
 
     /// Loads and validates the config at `path`.
@@ -89,6 +89,7 @@ public enum ConfigLoader {
                 }
             }
             if let n = keys["max_connections"]?.int(min: 16, max: 1_000_000) { webhook.maxConnections = n }
+            if let n = keys["max_inflight_bytes"]?.int(min: 1024 * 1024, max: 64 * 1024 * 1024 * 1024) { webhook.maxInflightBytes = n }
         }
 
         var builds = SlipwayConfig.BuildSettings(

@@ -54,8 +54,10 @@ public struct GitContext: Sendable, Equatable, CustomStringConvertible {
             }
             let rest = url[scheme.upperBound...]
             let authority = rest.prefix { $0 != "/" }
-            if proto.hasPrefix("http"), authority.contains(":"), authority.contains("@") {
-                throw Invalid(description: "repository URL must not contain a password; put the token in git_token_file")
+            if proto.hasPrefix("http"), authority.contains("@") {
+                // A token in the user part (https://ghp_…@github.com/…) would reach logs, argv and
+                // the mirror's config: credentials only ever come from git_token_file.
+                throw Invalid(description: "repository URL must not carry credentials (user or token before '@'); put the token in git_token_file")
             }
         } else if !url.contains(":") && !url.hasPrefix("/") {
             throw Invalid(description: "repository URL '\(url)' is neither a URL (https://…) nor an scp-style address (git@host:org/repo)")

@@ -46,7 +46,11 @@ enum TaskReader {
         let secretArgs = (keys["secret_build_args"]?.stringMap() ?? []).map {
             TaskDefinition.KeyValue(key: $0.key, value: FileText.resolve($0.value, against: base))
         }
-        for (entry, file) in zip(keys["secret_build_args"]?.stringMap() ?? [], secretArgs) { entry.node.checkSecretFile(file.value) }
+        for (entry, file) in zip(keys["secret_build_args"]?.stringMap() ?? [], secretArgs) {
+            entry.node.checkSecretFile(file.value)
+            // A secret build arg travels in docker's environment: it must not replace what docker itself reads.
+            if let why = Self.reservedEnvironmentName(entry.key) { entry.node.fail("secret build arg '\(entry.key)' \(why)") }
+        }
         if let n = keys["git_token_file"], let file = path(n) { n.checkSecretFile(file) }
         for entry in buildArgs where secretArgs.contains(where: { $0.key == entry.key }) {
             keys["secret_build_args"]?.fail("'\(entry.key)' is both a build arg and a secret build arg")
@@ -56,13 +60,47 @@ enum TaskReader {
             filters.include = pk["include"]?.stringList() ?? []
             filters.exclude = pk["exclude"]?.stringList() ?? []
         }
-        let task = TaskDefinition(
+        var trigger = TaskDefinition.TriggerSettings()
+        if let t = keys["trigger"], let tk = t.mapping(allowed: ["branches", "tags", "pull_requests", "base_image", "schedule"]) {
+            if let n = tk["branches"], let list = n.stringList() {
+                if list.isEmpty { n.fail("needs at least one branch glob (leave trigger.branches out for the context's branch)") }
+                trigger.branches = list
+            }
+            if let list = tk["tags"]?.stringList() { trigger.tags = list }
+            if let pr = tk["pull_requests"], let pk = pr.mapping(allowed: ["branches"]) {
+                trigger.pullRequestBranches = pk["branches"]?.stringList() ?? (context.map { [$0.branch] } ?? [])
+            }
+            if let b = tk["base_image"]?.bool { trigger.baseImage = b }
+            for item in tk["schedule"]?.list() ?? [] {
+                guard let text = item.nonEmptyString() else { continue }
+                do { trigger.schedule.append(try CronExpression(text)) } catch { item.fail(error.description) }
+            }
+        }
+        var task = TaskDefinition(
             name: name ?? "", context: context ?? GitContext(url: "", branch: "", folder: ""), dockerfile: dockerfile,
             tags: tags, gitTokenFile: path(keys["git_token_file"]), buildArgs: buildArgs, secretBuildArgs: secretArgs,
             paths: filters, push: keys["push"]?.bool ?? true, noCache: keys["no_cache"]?.bool ?? false,
             timeout: keys["timeout"]?.duration, enabled: keys["enabled"]?.bool ?? true,
             definedIn: node.file, line: node.line)
+        task.trigger = trigger
         return node.problems.errors.count == before ? task : nil
+    }
+
+    /// Names the docker CLI's own environment uses (or the dynamic loader reads).
+    static let reservedNames: Set<String> = ["PATH", "HOME", "LC_ALL", "LANG", "TMPDIR", "USER", "SHELL", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]
+
+    /// Why `name` cannot be a secret build arg, or nil when it can.
+    static func reservedEnvironmentName(_ name: String) -> String? {
+        let upper = name.uppercased()
+        if reservedNames.contains(upper) || upper.hasPrefix("DOCKER_") || upper.hasPrefix("LD_") || upper.hasPrefix("BUILDKIT_")
+            || upper.hasPrefix("GIT_") || upper.hasPrefix("SSH_")
+        {
+            return "would override the docker CLI's environment variable \(name); rename it"
+        }
+        guard let first = name.unicodeScalars.first, first == "_" || ("A"..."Z").contains(first) || ("a"..."z").contains(first),
+            name.unicodeScalars.allSatisfy({ $0 == "_" || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) })
+        else { return "must be a variable name (letters, digits, '_', not starting with a digit)" }
+        return nil
     }
 
     static func isValidName(_ s: String) -> Bool {

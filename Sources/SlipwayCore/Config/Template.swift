@@ -7,7 +7,9 @@ public struct Template: Sendable, Equatable {
         case variable(String)
     }
 
-    public static let variables = [".Run.ID", ".Commit", ".Commit.Short", ".Branch", ".Tag", ".Task", ".Date"]
+    public static let variables = [
+        ".Run.ID", ".Commit", ".Commit.Short", ".Branch", ".Tag", ".Task", ".Date", ".Semver", ".Semver.Major", ".Semver.Minor", ".PR",
+    ]
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -36,6 +38,14 @@ public struct Template: Sendable, Equatable {
         if rest.contains("}}") { throw Invalid(description: "template '\(text)' has '}}' without an opening '{{'") }
         if !rest.isEmpty { parts.append(.text(String(rest))) }
         self.parts = parts
+    }
+
+    /// The variables this template uses that have no (or an empty) value in `values`.
+    public func emptyVariables(_ values: [String: String]) -> [String] {
+        parts.compactMap {
+            if case .variable(let v) = $0, (values[v] ?? "").isEmpty { return "{{\(v)}}" }
+            return nil
+        }
     }
 
     /// Substitutes `values` (keyed like ".Run.ID"); a missing value renders empty.

@@ -78,18 +78,21 @@ public struct Migration: Sendable {
         // Rebuilding a table (to add CHECKs) drops the old one, which foreign keys would refuse.
         try db.execute("PRAGMA foreign_keys=OFF")
         defer { try? db.execute("PRAGMA foreign_keys=ON") }
+        // All pending migrations in one transaction: a reader never sees a half-upgraded schema
+        // (a new data_dir goes from nothing to the latest tables in one commit), and a failure
+        // leaves the database exactly as it was.
+        try db.execute("BEGIN IMMEDIATE")
         for migration in migrations where migration.version > current {
-            try db.execute("BEGIN IMMEDIATE")
             do {
                 try db.execute(migration.sql)
                 try migration.fill?(db)
                 try db.execute("PRAGMA user_version = \(migration.version)")
-                try db.execute("COMMIT")
             } catch {
                 try? db.execute("ROLLBACK")
                 throw MigrationError(version: migration.version, name: migration.name, underlying: "\(error)")
             }
         }
+        try db.execute("COMMIT")
     }
 }
 

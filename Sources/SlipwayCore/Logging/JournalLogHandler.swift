@@ -38,7 +38,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     static let fieldNames: [String: String] = [
-        "run.id": "RUN_ID", "task": "TASK", "event.seq": "EVENT_SEQ", "delivery.id": "DELIVERY_ID", "repo": "REPO", "commit": "COMMIT",
+        "run.id": "RUN_ID", "task": "TASK", "event.seq": "EVENT_SEQ", "delivery.id": "DELIVERY_ID", "repo": "REPO", "commit": "COMMIT", "engine": "ENGINE",
     ]
 
     /// A journal field name for a metadata key: DESIGN's names, else upper-case with `_`.

@@ -15,6 +15,8 @@ public actor BuilderStage: Service {
 
     /// How many builds run now.
     public private(set) var running = 0
+    /// Set when the builder has stopped for good (shutdown): nothing more reaches the pusher.
+    public nonisolated let finished = StopFlag()
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, pushWake: CommitSignal,
@@ -37,12 +39,14 @@ public actor BuilderStage: Service {
             logger: logger)
         await loop.run(
             claim: { try await runs.claimForBuild(limit: $0) }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
+        finished.set()
+        pushWake.bump()
     }
 
     func set(running: Int) { self.running = running }
 
     nonisolated func perform(_ run: RunRecord) async {
-        let logger = Self.logger(self.logger, for: run)
+        let logger = self.logger.for(run)
         logger.notice("build started", metadata: ["trigger": "\(run.trigger.rawValue)", "branch": "\(run.branch)"])
         let handle = control.register(run.runID)
         defer { control.finished(run.runID) }
@@ -62,15 +66,6 @@ public actor BuilderStage: Service {
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }
-    }
-
-    static func logger(_ base: Logger, for run: RunRecord) -> Logger {
-        var logger = base
-        logger[metadataKey: "run.id"] = "\(run.runID)"
-        logger[metadataKey: "task"] = "\(run.task)"
-        logger[metadataKey: "commit"] = "\(run.commit)"
-        if !run.engine.isEmpty { logger[metadataKey: "engine"] = "\(run.engine)" }
-        return logger
     }
 
     /// Logs a run's end (or hand-over) and counts it.

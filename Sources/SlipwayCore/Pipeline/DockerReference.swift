@@ -28,7 +28,7 @@ public struct DockerReference: Sendable, Equatable {
         var parts = name.split(separator: "/", omittingEmptySubsequences: false)
         var registry: String?
         if parts.count > 1, let first = parts.first, first.contains(".") || first.contains(":") || first == "localhost" {
-            guard first.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
+            guard first.first != "-", first.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
                 throw fail("registry host '\(first)' has invalid characters")
             }
             registry = String(first)

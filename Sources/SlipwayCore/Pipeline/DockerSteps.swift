@@ -18,10 +18,15 @@ struct DockerSteps: Sendable {
         return env
     }
 
-    /// Writes `config.json` with every configured registry's credentials (0600, deleted with the run).
-    func writeConfig() throws {
+    /// Writes `config.json` with the credentials of the registries `images` name, and of no other
+    /// (0600, deleted with the run): a Dockerfile cannot pull from another team's registry.
+    /// Returns the servers written.
+    @discardableResult
+    func writeConfig(for images: [String]) throws -> [String] {
         try FileText.makeDirectories(dockerConfig, mode: 0o700)
-        let auths = environment.registries.map { registry -> String in
+        let hosts = Set(images.map(DockerfileScan.registryHost))
+        let chosen = environment.registries.filter { hosts.contains(DockerfileScan.serverHost($0.server)) }
+        let auths = chosen.map { registry -> String in
             let password = secrets.registryPasswords[registry.server] ?? ""
             let auth = Data("\(registry.username):\(password)".utf8).base64EncodedString()
             return "\(JSONText.quote(registry.server)):{\"auth\":\(JSONText.quote(auth))}"
@@ -33,25 +38,66 @@ struct DockerSteps: Sendable {
         else {
             throw StepFailure(.error, step: "prepare", "cannot write \(dockerConfig)/config.json")
         }
+        return chosen.map(\.server)
     }
 
-    /// Resolves `relative` inside `root`, refusing anything (`..`, symlinks) that leads outside it.
-    static func contained(_ relative: String, in root: String, what: String) throws -> String {
-        let rootReal = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
-        let candidate = URL(fileURLWithPath: relative.isEmpty ? root : "\(root)/\(relative)").resolvingSymlinksInPath().path
-        guard candidate == rootReal || candidate.hasPrefix(rootReal + "/") else {
-            throw StepFailure(.failed, step: "build", "\(what) '\(relative)' leads outside the repository")
+    /// Resolves `relative` inside `root` with the kernel's rules (`realpath(3)`: every link, up
+    /// to the kernel's limit), refusing anything that leads outside it. Fails closed: a path that
+    /// cannot be resolved (a loop, too many links, an I/O error) is refused, never passed on.
+    static func contained(_ relative: String, in root: String, what: String, shown: String? = nil, directory: Bool) throws -> String {
+        let relative = relative
+        let name = shown ?? relative
+        guard let rootReal = realPath(root) else {
+            throw StepFailure(.error, step: "build", "cannot resolve the checkout \(root): \(String(cString: strerror(errno)))")
         }
-        guard FileManager.default.fileExists(atPath: candidate) else {
-            throw StepFailure(.failed, step: "build", "\(what) '\(relative)' does not exist at this commit")
+        let candidate = relative.isEmpty ? root : "\(root)/\(relative)"
+        guard let real = realPath(candidate) else {
+            let code = errno
+            if code == ENOENT {
+                // A dangling link may point outside: say so rather than "missing" when it does.
+                throw StepFailure(.failed, step: "build", "\(what) '\(name)' does not exist at this commit (or is a link to nothing)")
+            }
+            throw StepFailure(.failed, step: "build", "\(what) '\(name)' cannot be resolved inside the repository: \(String(cString: strerror(code)))")
         }
-        return candidate
+        guard real == rootReal || real.hasPrefix(rootReal + "/") else {
+            throw StepFailure(.failed, step: "build", "\(what) '\(name)' leads outside the repository")
+        }
+        var info = stat()
+        guard stat(real, &info) == 0 else {
+            throw StepFailure(.failed, step: "build", "\(what) '\(name)' cannot be read: \(String(cString: strerror(errno)))")
+        }
+        let kind = info.st_mode & S_IFMT
+        guard directory ? kind == S_IFDIR : kind == S_IFREG else {
+            throw StepFailure(.failed, step: "build", "\(what) '\(name)' is not a \(directory ? "directory" : "regular file")")
+        }
+        return real
     }
 
-    func build(task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]) async throws
-    {
-        let context = try Self.contained(task.context.folder, in: workspace, what: "context folder")
-        let dockerfile = try Self.contained(task.dockerfile, in: context, what: "dockerfile")
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    func build(
+        task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String],
+        scope: RegistryScope = .tagsAndBaseImages
+    ) async throws {
+        let context = try Self.contained(task.context.folder, in: workspace, what: "context folder", directory: true)
+        let dockerfilePath = task.context.folder.isEmpty ? task.dockerfile : "\(task.context.folder)/\(task.dockerfile)"
+        let dockerfile = try Self.contained(dockerfilePath, in: workspace, what: "dockerfile", shown: task.dockerfile, directory: false)
+        let text = (try? FileText.read(dockerfile)) ?? ""
+        let buildArgValues = Dictionary(
+            try task.buildArgs.map { ($0.key, try Template($0.value).render(values)) }, uniquingKeysWith: { _, last in last })
+        let baseImages = DockerfileScan.baseImages(text, buildArgs: buildArgValues)
+        let servers: [String]
+        switch scope {
+        case .tagsAndBaseImages: servers = try writeConfig(for: tags + baseImages)
+        case .baseImagesOnly: servers = try writeConfig(for: baseImages)
+        case .none: servers = try writeConfig(for: [])
+        }
+        steps.log.line(
+            "base images: \(baseImages.isEmpty ? "none" : baseImages.joined(separator: ", ")); registry credentials for: \(servers.isEmpty ? "none" : servers.joined(separator: ", "))")
         var args = ["build", "--network", environment.settings.network, "-f", dockerfile]
         if environment.settings.buildkit { args += ["--progress", "plain"] }
         args += ["--label", "org.opencontainers.image.revision=\(commit)", "--label", "org.opencontainers.image.source=\(url)"]
@@ -94,7 +140,8 @@ struct DockerSteps: Sendable {
 
     /// Pushes every tag, retrying transient registry failures with exponential backoff; returns tag → digest.
     func push(_ tags: [String]) async throws -> [(String, String)] {
-        try await Pusher(steps: steps, docker: environment.settings.docker, environment: dockerEnvironment).push(tags)
+        try writeConfig(for: tags)
+        return try await Pusher(steps: steps, docker: environment.settings.docker, environment: dockerEnvironment).push(tags)
     }
 
     static func isDaemonUnreachable(_ text: String) -> Bool {

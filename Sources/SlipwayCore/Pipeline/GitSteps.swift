@@ -54,12 +54,12 @@ struct GitSteps: Sendable {
     }
 
     /// Brings the mirror up to date and makes sure it has `commit`.
-    func fetch(url: String, commit: String) async throws {
+    func fetch(url: String, commit: String, ref: String? = nil) async throws {
         try writeAskpass()
         let mirror = mirrorPath(url: url)
         await mirrors.acquire(mirror)
         do {
-            try await update(mirror: mirror, url: url, commit: commit)
+            try await update(mirror: mirror, url: url, commit: commit, ref: ref)
             await mirrors.release(mirror)
         } catch {
             await mirrors.release(mirror)
@@ -91,7 +91,7 @@ struct GitSteps: Sendable {
         }
     }
 
-    private func update(mirror: String, url: String, commit: String) async throws {
+    private func update(mirror: String, url: String, commit: String, ref: String?) async throws {
         if FileManager.default.fileExists(atPath: mirror + "/HEAD") {
             try await network(["--git-dir=\(mirror)", "fetch", "--prune", "--quiet", "origin"], url: url)
         } else {
@@ -103,7 +103,9 @@ struct GitSteps: Sendable {
             try FileManager.default.moveItem(atPath: partial, toPath: mirror)
         }
         if !(try await hasCommit(mirror: mirror, commit: commit)) {
-            try await network(["--git-dir=\(mirror)", "fetch", "--quiet", "origin", commit], url: url)
+            // A pull request's head: its ref on the task's own repository (never the fork's URL).
+            let what = ref.map { "+\($0):\($0)" } ?? commit
+            try await network(["--git-dir=\(mirror)", "fetch", "--quiet", "origin", what], url: url)
             guard try await hasCommit(mirror: mirror, commit: commit) else {
                 throw StepFailure(.failed, step: "fetch", "commit \(commit) is not in \(url)")
             }

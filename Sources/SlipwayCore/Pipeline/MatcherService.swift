@@ -44,20 +44,24 @@ public struct MatcherService: Service {
         }
     }
 
-    /// What matching `event` against `tasks` yields: the trace, and the runs to queue with `trigger`.
+    /// What matching `event` against `tasks` yields: the trace, and the runs to queue.
     public struct Plan: Sendable {
         public var push: PushEvent?
+        public var pullRequest: PullRequestEvent?
         public var decodeError: String?
         public var traces: [(task: String, verdict: TaskMatcher.Verdict)]
         public var runs: [NewRun]
     }
 
-    public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger: RunTrigger = .push) -> Plan {
+    /// `trigger` overrides the run's trigger (`replay`); otherwise it follows the event.
+    public static func plan(_ event: StoredEvent, tasks: [TaskDefinition], trigger override: RunTrigger? = nil) -> Plan {
         var push: PushEvent?
+        var pullRequest: PullRequestEvent?
         var decodeError: String?
-        if event.eventType == "push" && !tasks.isEmpty {
+        if !tasks.isEmpty {
             do {
-                push = try PushEvent.decode(event)
+                if event.eventType == "push" { push = try PushEvent.decode(event) }
+                if event.eventType == "pull_request" { pullRequest = try PullRequestEvent.decode(event) }
             } catch {
                 decodeError = error.description
             }
@@ -65,16 +69,36 @@ public struct MatcherService: Service {
         var traces: [(task: String, verdict: TaskMatcher.Verdict)] = []
         var runs: [NewRun] = []
         for task in tasks {
-            let verdict = TaskMatcher.verdict(task: task, eventType: event.eventType, push: push)
+            let verdict =
+                event.eventType == "pull_request"
+                ? TaskMatcher.verdict(task: task, pullRequest: pullRequest)
+                : TaskMatcher.verdict(task: task, eventType: event.eventType, push: push)
             traces.append((task.name, verdict))
-            if verdict == .matched, let push, let branch = push.branch {
+            guard verdict.isMatch else { continue }
+            if let push, let branch = push.branch {
                 runs.append(
                     NewRun(
-                        task: task.name, trigger: trigger, eventSeq: event.seq, repoURL: task.context.url, branch: branch,
+                        task: task.name, trigger: override ?? .push, eventSeq: event.seq, repoURL: task.context.url, branch: branch,
                         commit: push.after))
+            } else if let push, let tag = push.tag {
+                runs.append(
+                    NewRun(
+                        task: task.name, trigger: override ?? .tag, eventSeq: event.seq, repoURL: task.context.url, branch: "",
+                        commit: push.after, tag: tag))
+            } else if let pr = pullRequest {
+                // The head is fetched from the task's own repository (refs/pull/N/head), never the fork's URL.
+                var run = NewRun(
+                    task: task.name, trigger: override ?? .pullRequest, eventSeq: event.seq, repoURL: task.context.url,
+                    branch: pr.headRef, commit: pr.headSHA, pullRequest: pr.number)
+                run.fromFork = pr.isFromFork
+                runs.append(run)
+                let credentials =
+                    pr.isFromFork
+                    ? "from a fork: built without registry credentials" : "built with its base images' registry credentials only"
+                traces[traces.count - 1].verdict = .matchedNote("pull request #\(pr.number): built, never pushed, no secret build args; \(credentials)")
             }
         }
-        return Plan(push: push, decodeError: decodeError, traces: traces, runs: runs)
+        return Plan(push: push, pullRequest: pullRequest, decodeError: decodeError, traces: traces, runs: runs)
     }
 
     /// Matches a batch of events in one transaction (traces, runs, cursor), then logs each.
@@ -101,7 +125,7 @@ public struct MatcherService: Service {
         if noTasks {
             logger.debug("event matched no task", metadata: meta.merging(["reason": "no tasks configured"]) { $1 })
         }
-        for (task, verdict) in plan.traces where verdict != .matched {
+        for (task, verdict) in plan.traces where !verdict.isMatch {
             logger.info("task not triggered", metadata: meta.merging(["task": "\(task)", "reason": "\(verdict.reason)"]) { $1 })
         }
         for (run, id) in zip(plan.runs, created) {

@@ -76,7 +76,8 @@ public enum PipelineSchema {
                     engine TEXT NOT NULL DEFAULT '',
                     requested_by TEXT NOT NULL DEFAULT '',
                     tag TEXT NOT NULL DEFAULT '',
-                    pr INTEGER
+                    pr INTEGER,
+                    from_fork INTEGER NOT NULL DEFAULT 0
                 );
                 INSERT INTO runs_v4 (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at, engine)
                     SELECT id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at, 'local' FROM runs;

@@ -7,9 +7,23 @@ public struct JobContext: Sendable {
     let secrets: RunSecrets
     let mirrors: KeyedLock
     let gitTokenFile: String?
+    /// The ref that holds the commit when a plain fetch does not (`refs/pull/7/head`).
+    var fetchRef: String? = nil
+    /// Which registries' credentials the run's docker commands get.
+    var registryScope: RegistryScope = .tagsAndBaseImages
 
     /// The run's log.
     public var log: RunLog { steps.log }
+}
+
+/// Whose registry credentials a build may use (DESIGN.md: only the registries its images name).
+public enum RegistryScope: Sendable {
+    /// Its tags' and its base images' registries.
+    case tagsAndBaseImages
+    /// A pull request from the repository itself: its base images' registries only.
+    case baseImagesOnly
+    /// A pull request from a fork: none.
+    case none
 }
 
 /// The seam where a run's I/O starts: git and docker. The real tools run processes
@@ -41,7 +55,7 @@ public struct GitDockerTools: PipelineTools {
     }
 
     public func fetch(_ job: JobContext, url: String, commit: String) async throws {
-        try await git(job).fetch(url: url, commit: commit)
+        try await git(job).fetch(url: url, commit: commit, ref: job.fetchRef)
     }
 
     public func checkout(_ job: JobContext, url: String, commit: String, into workspace: String) async throws {
@@ -51,15 +65,12 @@ public struct GitDockerTools: PipelineTools {
     public func build(
         _ job: JobContext, task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]
     ) async throws {
-        let docker = docker(job)
-        try docker.writeConfig()
-        try await docker.build(task: task, workspace: workspace, tags: tags, commit: commit, url: url, values: values)
+        try await docker(job).build(
+            task: task, workspace: workspace, tags: tags, commit: commit, url: url, values: values, scope: job.registryScope)
     }
 
     public func push(_ job: JobContext, tags: [String]) async throws -> [(String, String)] {
-        let docker = docker(job)
-        try docker.writeConfig()
-        return try await docker.push(tags)
+        try await docker(job).push(tags)
     }
 
     public func resolve(_ job: JobContext, url: String, branch: String) async throws -> String {

@@ -11,14 +11,17 @@ public actor PusherStage: Service {
     let wake: CommitSignal
     let control: RunControl
     let logger: Logger
+    /// The builder's end: until then a shutdown still pushes what it builds within its grace.
+    let upstreamFinished: StopFlag
 
     /// How many pushes run now.
     public private(set) var running = 0
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, control: RunControl,
-        logger: Logger
+        logger: Logger, upstreamFinished: StopFlag = StopFlag()
     ) {
+        self.upstreamFinished = upstreamFinished
         self.runs = runs
         self.executor = executor
         self.config = config
@@ -30,9 +33,10 @@ public actor PusherStage: Service {
     public func run() async throws {
         let config = self.config
         let runs = self.runs
+        let upstream = upstreamFinished
         let loop = StageLoop(
             name: "pushes", wake: wake, limit: { config().pushes.maxConcurrent }, grace: { config().builds.stopGrace }, control: control,
-            logger: logger)
+            logger: logger, upstreamBusy: { !upstream.isSet })
         await loop.run(
             claim: { try await runs.claimForPush(limit: $0) }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
     }
@@ -40,7 +44,7 @@ public actor PusherStage: Service {
     func set(running: Int) { self.running = running }
 
     nonisolated func perform(_ run: RunRecord) async {
-        let logger = BuilderStage.logger(self.logger, for: run)
+        let logger = self.logger.for(run)
         logger.notice("push started", metadata: ["kind": "\(run.state.kind.rawValue)"])
         let handle = control.register(run.runID)
         defer { control.finished(run.runID) }

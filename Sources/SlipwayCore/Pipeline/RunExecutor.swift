@@ -103,7 +103,8 @@ public struct RunExecutor: Sendable {
         do {
             try FileText.makeDirectories(environment.dataDirectory + "/runs")
             try FileText.makeDirectories(scratch, mode: 0o700)
-            log = try RunLog(path: Self.logPath(dataDirectory: environment.dataDirectory, runID: run.runID), masker: masker, logger: logger)
+            log = try RunLog(
+                path: Self.logPath(dataDirectory: environment.dataDirectory, runID: run.runID), masker: masker, logger: logger.for(run))
         } catch {
             return .failure(StageFailure(reason: "cannot prepare the run: \(error)"))
         }
@@ -122,14 +123,24 @@ public struct RunExecutor: Sendable {
     public func build(
         _ run: RunRecord, task: TaskDefinition?, handle: RunHandle, enterStep: @escaping @Sendable (RunStep) async -> Void = { _ in }
     ) async -> Outcome? {
-        guard let task else {
+        guard var task else {
             return (.end(.error, step: .prepare, reason: "task '\(run.task)' is no longer configured"), RunFacts())
         }
-        let job: JobContext
+        let pullRequest = run.pullRequest
+        if pullRequest != nil {
+            // A pull request's code is not trusted yet: built only, without secrets.
+            task.push = false
+            task.secretBuildArgs = []
+        }
+        var job: JobContext
         let cleanup: () -> Void
         switch prepare(run, task: task, handle: handle, stage: "build") {
         case .success(let prepared): (job, cleanup) = prepared
         case .failure(let failure): return (.end(.error, step: .prepare, reason: failure.reason), RunFacts())
+        }
+        if let pullRequest {
+            job.fetchRef = "refs/pull/\(pullRequest)/head"
+            job.registryScope = run.fromFork ? .none : .baseImagesOnly
         }
         defer { cleanup() }
         let log = job.log
@@ -142,12 +153,9 @@ public struct RunExecutor: Sendable {
         var tags: [String] = []
         do {
             let values = templateValues(run: run, task: task)
-            tags = try task.tags.map { text in
-                let tag = try Template(text).render(values)
-                do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid {
-                    throw StepFailure(.failed, step: "prepare", invalid.description)
-                }
-                return tag
+            tags = try renderTags(task.tags, values: values, log: log)
+            if pullRequest != nil {
+                log.line("pull request #\(pullRequest!): built only (never pushed), no secret build args, \(run.fromFork ? "from a fork: no registry credentials" : "registry credentials of its base images only")")
             }
             defer { for (step, seconds) in durations { SlipwayMetrics.step(step, seconds: seconds) } }
             durations.append(("fetch", try await timed { try await tools.fetch(job, url: run.repoURL, commit: run.commit) }))
@@ -238,10 +246,36 @@ public struct RunExecutor: Sendable {
     func templateValues(run: RunRecord, task: TaskDefinition) -> [String: String] {
         let date = Timestamp.now().iso8601  // 2026-11-26T18:15:00.123Z → 20261126-181500
         let digits = date.filter(\.isNumber)
-        return [
+        var values = [
             ".Run.ID": run.runID, ".Commit": run.commit, ".Commit.Short": String(run.commit.prefix(7)), ".Branch": run.branch,
             ".Tag": run.tag, ".Task": task.name, ".Date": "\(digits.prefix(8))-\(digits.dropFirst(8).prefix(6))",
+            ".PR": run.pullRequest.map(String.init) ?? "",
         ]
+        if let semver = Semver(run.tag) { values.merge(semver.templateValues) { _, new in new } }
+        return values
+    }
+
+    /// The run's tags: a tag whose template uses a variable that is empty for this run is left
+    /// out (the log says so); the run fails only when no tag is left, or one is no valid reference.
+    func renderTags(_ templates: [String], values: [String: String], log: RunLog) throws -> [String] {
+        var tags: [String] = []
+        for text in templates {
+            let template = try Template(text)
+            let empty = template.emptyVariables(values)
+            guard empty.isEmpty else {
+                log.line("tag '\(text)' left out: \(empty.joined(separator: ", ")) is empty for this run")
+                continue
+            }
+            let tag = template.render(values)
+            do { _ = try DockerReference(tag) } catch let invalid as DockerReference.Invalid {
+                throw StepFailure(.failed, step: "prepare", invalid.description)
+            }
+            if !tags.contains(tag) { tags.append(tag) }
+        }
+        guard !tags.isEmpty else {
+            throw StepFailure(.failed, step: "prepare", "no tag is left: every tag in tags uses a variable that is empty for this run")
+        }
+        return tags
     }
 
     func timed(_ body: () async throws -> Void) async throws -> Double {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// A run and its current (latest) state.
 public struct RunRecord: Sendable, Equatable {
@@ -21,6 +22,8 @@ public struct RunRecord: Sendable, Equatable {
     public var tag: String = ""
     /// The pull request number of a `pull_request` run.
     public var pullRequest: Int? = nil
+    /// A pull request from a fork: built without any registry credentials.
+    public var fromFork: Bool = false
     public var state: RunState
     public var exitCode: Int?
     public var updatedAt: String
@@ -67,6 +70,7 @@ public struct NewRun: Sendable, Equatable {
     public var requestedBy: String = ""
     public var tag: String = ""
     public var pullRequest: Int? = nil
+    public var fromFork: Bool = false
 
     public init(
         task: String, trigger: RunTrigger, eventSeq: Int64?, repoURL: String, branch: String, commit: String, attempt: Int = 1,
@@ -106,4 +110,16 @@ public struct MatchTrace: Sendable, Equatable {
     public var matched: Bool
     public var reason: String
     public var runID: String?
+}
+
+extension Logger {
+    /// This logger with a run's fields (`RUN_ID`, `TASK`, `COMMIT`, `ENGINE` in the journal).
+    public func `for`(_ run: RunRecord) -> Logger {
+        var logger = self
+        logger[metadataKey: "run.id"] = "\(run.runID)"
+        logger[metadataKey: "task"] = "\(run.task)"
+        logger[metadataKey: "commit"] = "\(run.commit)"
+        if !run.engine.isEmpty { logger[metadataKey: "engine"] = "\(run.engine)" }
+        return logger
+    }
 }

@@ -16,7 +16,7 @@ public struct RunStore: Sendable {
     static let selectRuns = """
         SELECT r.id, r.run_id, r.task, r.trigger, r.event_seq, r.attempt, r.repo_url, r.branch, r.commit_sha, r.created_at,
                s.status, s.reason, s.step, s.exit_code, s.at, s.durations, s.digests, s.phase, s.kind,
-               r.engine, r.requested_by, r.tag, r.pr,
+               r.engine, r.requested_by, r.tag, r.pr, r.from_fork,
                (SELECT MIN(at) FROM run_states WHERE run = r.id AND status = 'Running'),
                CASE WHEN s.phase = 'ended' THEN s.at END
         FROM runs r JOIN run_states s ON s.seq = (SELECT MAX(seq) FROM run_states WHERE run = r.id)
@@ -30,12 +30,13 @@ public struct RunStore: Sendable {
             number: row.int(0), runID: row.text(1), task: row.text(2), trigger: RunTrigger(rawValue: row.text(3)) ?? .manual,
             eventSeq: row.isNull(4) ? nil : row.int(4), attempt: Int(row.int(5)), repoURL: row.text(6), branch: row.text(7),
             commit: row.text(8), createdAt: row.text(9), state: state, exitCode: row.isNull(13) ? nil : Int(row.int(13)),
-            updatedAt: row.text(14), startedAt: row.isNull(23) ? nil : row.text(23), finishedAt: row.isNull(24) ? nil : row.text(24),
+            updatedAt: row.text(14), startedAt: row.isNull(24) ? nil : row.text(24), finishedAt: row.isNull(25) ? nil : row.text(25),
             durationsJSON: row.text(15), digestsJSON: row.text(16))
         record.engine = row.text(19)
         record.requestedBy = row.text(20)
         record.tag = row.text(21)
         record.pullRequest = row.isNull(22) ? nil : Int(row.int(22))
+        record.fromFork = row.int(23) == 1
         return record
     }
 
@@ -59,20 +60,20 @@ public struct RunStore: Sendable {
         let runID = "\(prefix)\(next)"
         try db.prepare(
             """
-            INSERT INTO runs (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at, requested_by, tag, pr)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO runs (id, run_id, task, trigger, event_seq, attempt, repo_url, branch, commit_sha, created_at, requested_by, tag, pr, from_fork)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind([
             .integer(next), .text(runID), .text(new.task), .text(new.trigger.rawValue), new.eventSeq.map { .integer($0) } ?? .null,
             .integer(Int64(new.attempt)), .text(new.repoURL), .text(new.branch), .text(new.commit), .text(now),
-            .text(new.requestedBy), .text(new.tag), new.pullRequest.map { .integer(Int64($0)) } ?? .null,
+            .text(new.requestedBy), .text(new.tag), new.pullRequest.map { .integer(Int64($0)) } ?? .null, .integer(new.fromFork ? 1 : 0),
         ]).run()
         if new.trigger.isAutomatic {
             let automatic = RunTrigger.allCases.filter(\.isAutomatic).map { "'\($0.rawValue)'" }.joined(separator: ", ")
             let superseded = try db.prepare(
                 selectRuns
-                    + " WHERE r.task = ? AND r.branch = ? AND s.phase = 'queued' AND s.kind = 'build' AND r.trigger IN (\(automatic)) AND r.id <> ?"
-            ).bind([.text(new.task), .text(new.branch), .integer(next)]).rows(readRun)
+                    + " WHERE r.task = ? AND r.branch = ? AND r.tag = ? AND s.phase = 'queued' AND s.kind = 'build' AND r.trigger IN (\(automatic)) AND r.id <> ?"
+            ).bind([.text(new.task), .text(new.branch), .text(new.tag), .integer(next)]).rows(readRun)
             for old in superseded { try apply(.supersede(by: runID), to: old, db: db) }
         }
         var reason = new.trigger == .push ? "" : new.trigger.rawValue
@@ -139,7 +140,7 @@ public struct RunStore: Sendable {
                 for trace in record.traces {
                     try db.prepare("INSERT OR REPLACE INTO match_traces (event_seq, task, matched, reason, run_id) VALUES (?, ?, ?, ?, ?)")
                         .bind([
-                            .integer(record.eventSeq), .text(trace.task), .integer(trace.verdict == .matched ? 1 : 0),
+                            .integer(record.eventSeq), .text(trace.task), .integer(trace.verdict.isMatch ? 1 : 0),
                             .text(trace.verdict.reason),
                             created[trace.task].map { .text($0) } ?? .null,
                         ]).run()
@@ -237,9 +238,10 @@ public struct RunStore: Sendable {
                     try Self.appendRow(state, facts: RunFacts(), to: run.number, db: db, current: run)
                     interrupted.append(run.runID)
                     if run.attempt == 1 {
-                        let retry = NewRun(
+                        var retry = NewRun(
                             task: run.task, trigger: run.trigger, eventSeq: run.eventSeq, repoURL: run.repoURL, branch: run.branch,
                             commit: run.commit, attempt: 2, requestedBy: run.requestedBy, tag: run.tag, pullRequest: run.pullRequest)
+                        retry.fromFork = run.fromFork
                         retried.append(try Self.insert(retry, prefix: prefix, db: db))
                     }
                 }

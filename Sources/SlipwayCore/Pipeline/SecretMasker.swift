@@ -8,10 +8,21 @@ public struct SecretMasker: Sendable {
     }
 
     /// Adds a value; very short values are still masked (a leak of a short token is still a leak).
+    /// A value of several lines (a key file, a JSON credential) is also masked line by line, since
+    /// logs are written a line at a time: every line of 6 or more characters.
     public mutating func add(_ secret: String) {
         let trimmed = secret.trimmingSpaces
-        guard !trimmed.isEmpty, !secrets.contains(trimmed) else { return }
-        secrets.append(trimmed)
+        guard !trimmed.isEmpty else { return }
+        let lines = trimmed.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { String($0).trimmingSpaces }
+        if lines.count > 1 {
+            for line in lines where line.count >= 6 { insert(line) }
+        }
+        insert(trimmed)
+    }
+
+    private mutating func insert(_ secret: String) {
+        guard !secrets.contains(secret) else { return }
+        secrets.append(secret)
         // Longest first, so a secret containing another is masked whole.
         secrets.sort { $0.count > $1.count }
     }

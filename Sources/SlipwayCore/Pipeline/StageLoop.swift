@@ -16,6 +16,9 @@ struct StageLoop: Sendable {
     let grace: @Sendable () -> Duration
     let control: RunControl
     let logger: Logger
+    /// While true, a draining stage still claims work: the pusher goes on pushing what builds
+    /// finish during the builder's grace, so a build that ends in time is also pushed in time.
+    var upstreamBusy: @Sendable () -> Bool = { false }
 
     func run(
         claim: @escaping @Sendable (Int) async throws -> [RunRecord], perform: @escaping @Sendable (RunRecord) async -> Void,
@@ -26,7 +29,7 @@ struct StageLoop: Sendable {
             await withTaskGroup(of: Bool.self) { group in
                 var held = 0
                 var waiting = false
-                while !draining.isSet && !Task.isCancelled {
+                while !(draining.isSet && !upstreamBusy()) && !Task.isCancelled {
                     let generation = wake.value
                     do {
                         let claimed = try await claim(limit() - held)
@@ -60,7 +63,7 @@ struct StageLoop: Sendable {
                 }
                 if held > 0 {
                     logger.notice(
-                        "stopping: letting running \(name) work finish",
+                        "stopping: letting running \(name) finish",
                         metadata: ["running": "\(held)", "grace": "\(DurationParser.format(grace()))"])
                     let grace = grace()
                     let control = self.control

@@ -8,10 +8,13 @@ import Foundation
 public struct WebhookIntake: Sendable {
     public var verifier: SignatureVerifier
     public var maxBodyBytes: Int
+    /// Bytes of bodies held before their signature is checked, all connections together.
+    public var maxInflightBytes: Int
 
-    public init(verifier: SignatureVerifier, maxBodyBytes: Int) {
+    public init(verifier: SignatureVerifier, maxBodyBytes: Int, maxInflightBytes: Int = 268_435_456) {
         self.verifier = verifier
         self.maxBodyBytes = maxBodyBytes
+        self.maxInflightBytes = maxInflightBytes
     }
 
     /// A refusal: the HTTP status and a reason safe to send and log.
