@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import SlipwayCore
@@ -16,17 +17,20 @@ public enum WebhookServer {
     /// The listener application bound to `host:port`; `onRunning` receives the bound port.
     public static func application(
         controller: WebhookController, metrics: MetricsEndpoint? = nil, host: String, port: Int,
-        readTimeout: Duration = .seconds(10), gate: ConnectionGate = ConnectionGate(limit: 4096), logger: Logger,
-        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        Application(
+        readTimeout: Duration = .seconds(10), gate: ConnectionGate = ConnectionGate(limit: 4096), tls: TLSCertificates? = nil,
+        logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let http: HTTPServerBuilder = .http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    RequestDeadlineHandler(readTimeout: .nanoseconds(readTimeout.nanoseconds), gate: gate),
+                    CloseAfterResponseHandler(),
+                ], idleTimeout: .seconds(60)))
+        // With `tls:` every path is HTTPS only (no plain listener beside it).
+        let server = try tls.map { try HTTPServerBuilder.tls(http, tlsConfiguration: $0.configuration) } ?? http
+        return Application(
             router: router(controller: controller, metrics: metrics),
-            server: .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [
-                        RequestDeadlineHandler(readTimeout: .nanoseconds(readTimeout.nanoseconds), gate: gate),
-                        CloseAfterResponseHandler(),
-                    ], idleTimeout: .seconds(60))),
+            server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: nil, reuseAddress: true),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger

@@ -68,7 +68,7 @@ struct Daemon {
         let builder = BuilderStage(
             runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger)
         let controller = WebhookController(log: log, intake: intake, logger: logger)
-        let reload = Reload(store: store, webhook: controller, running: config, logger: logger)
+        let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
             logger: logger)
@@ -76,16 +76,26 @@ struct Daemon {
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier(environment: environment)
-        let webhook = WebhookServer.application(
+        var certificates: TLSCertificates?
+        if let files = config.tls {
+            do {
+                certificates = try TLSCertificates(files: files)
+            } catch {
+                throw DaemonError(description: error.description)
+            }
+        }
+        let scheme = certificates == nil ? "http" : "https"
+        let webhook = try WebhookServer.application(
             controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port,
-            readTimeout: config.webhook.readTimeout, gate: ConnectionGate(limit: config.webhook.maxConnections), logger: logger,
+            readTimeout: config.webhook.readTimeout, gate: ConnectionGate(limit: config.webhook.maxConnections), tls: certificates,
+            logger: logger,
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
                 notifier.ready(status: "Ready: listening on \(shown)")
                 logger.notice(
                     "slipway ready",
                     metadata: [
-                        "webhook.url": "http://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)",
+                        "webhook.url": "\(scheme)://\(shown)/webhooks/github", "data_dir": "\(config.dataDirectory)",
                         "events": "\(log.lastCommittedSeq)",
                         "tasks": "\(config.tasks.count)",
                     ])
@@ -155,6 +165,8 @@ struct Reload: Sendable {
     let webhook: WebhookController
     /// The configuration the daemon started with: what the restart-only keys still are.
     let running: SlipwayConfig
+    /// The listener's certificate, re-read on every reload (rotation without a restart).
+    let certificates: TLSCertificates?
     let logger: Logger
 
     /// The keys a reload cannot apply, with their running and configured values, when they differ.
@@ -166,6 +178,7 @@ struct Reload: Sendable {
         if running.webhook.readTimeout != fresh.webhook.readTimeout { changed.append("webhook.read_timeout") }
         if running.webhook.maxConnections != fresh.webhook.maxConnections { changed.append("webhook.max_connections") }
         if running.runIDPrefix != fresh.runIDPrefix { changed.append("run_id_prefix") }
+        if (running.tls == nil) != (fresh.tls == nil) { changed.append("tls") }
         return changed
     }
 
@@ -176,6 +189,14 @@ struct Reload: Sendable {
             do {
                 webhook.update(try Daemon.intake(for: fresh, logger: logger))
                 logger.notice("configuration reloaded", metadata: ["tasks": "\(fresh.tasks.count)"])
+                if let certificates, let files = fresh.tls {
+                    do {
+                        try certificates.reload(files)
+                        logger.notice("TLS certificate reloaded", metadata: ["file": "\(files.certificate)"])
+                    } catch {
+                        logger.error("reload: keeping the old TLS certificate: \(error.description)")
+                    }
+                }
                 let changed = Self.restartOnlyChanges(running: running, fresh: fresh)
                 if !changed.isEmpty {
                     logger.warning(

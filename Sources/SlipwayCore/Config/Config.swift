@@ -16,6 +16,8 @@ public struct SlipwayConfig: Sendable {
     public var registries: [RegistryCredential]
     public var tasks: [TaskDefinition]
     public var tls: TLSFiles?
+    /// How GitHub and people reach this host (`https://ci.example.com`), without a trailing `/`.
+    public var publicURL: String? = nil
 
     public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         public var host: String

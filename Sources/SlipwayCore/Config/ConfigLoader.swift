@@ -5,7 +5,7 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
@@ -121,9 +121,18 @@ public enum ConfigLoader {
         }
 
         var tls: SlipwayConfig.TLSFiles?
-        if let keys = top["tls"]?.mapping(allowed: ["cert", "key"]) {
-            if let cert = path(required(keys, "cert", in: top["tls"]!)), let key = path(required(keys, "key", in: top["tls"]!)) {
-                tls = .init(certificate: cert, key: key)
+        if let keys = top["tls"]?.mapping(allowed: ["cert_file", "key_file"]) {
+            let cert = path(required(keys, "cert_file", in: top["tls"]!))
+            let key = path(required(keys, "key_file", in: top["tls"]!))
+            if let key { keys["key_file"]?.checkSecretFile(key) }
+            if let cert, let key { tls = .init(certificate: cert, key: key) }
+        }
+        var publicURL: String?
+        if let node = top["public_url"], let text = node.nonEmptyString() {
+            if (text.hasPrefix("https://") || text.hasPrefix("http://")) && !text.contains(where: \.isWhitespace) {
+                publicURL = text.hasSuffix("/") ? String(text.dropLast()) : text
+            } else {
+                node.fail("must be an http:// or https:// URL (how GitHub and people reach this host), got '\(text)'")
             }
         }
 
@@ -147,6 +156,7 @@ public enum ConfigLoader {
             sourceFile: file, listen: listen, dataDirectory: dataDirectory, adminSocket: adminSocket, runIDPrefix: prefix,
             webhook: webhook, builds: builds, registries: registries, tasks: tasks, tls: tls)
         config.pushes = pushes
+        config.publicURL = publicURL
         return config
     }
 

@@ -1,0 +1,156 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The stage pipeline on the real parts: builds and pushes overlap, a push survives a crash,
+/// an old data_dir upgrades in place, tag and pull-request triggers.
+@Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
+struct StageSystemTests {
+    /// The registry behind a proxy that holds every request 0.4 s: pushes take seconds.
+    static func slowRegistry(_ dir: String) throws -> (Background, String) {
+        let port = try DaemonProcess.freePort()
+        let proxy = try Background(
+            "/usr/bin/python3",
+            [Fixtures.root + "/scripts/slow-proxy.py", "--port", "\(port)", "--target", TestEnvironment.registry, "--delay", "0.4"],
+            log: dir + "/slow-proxy.log")
+        proxy.graceful = false
+        try proxy.wait("the slow proxy") { (try? RawHTTPClient(port: port, timeoutSeconds: 1).request("GET", "/v2/"))?.status == 401 }
+        return (proxy, "127.0.0.1:\(port)")
+    }
+
+    /// State rows of a run: (phase, at).
+    static func phases(_ daemon: DaemonProcess, _ runID: String) throws -> [(String, String)] {
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        return try db.prepare(
+            "SELECT s.phase, s.at FROM run_states s JOIN runs r ON r.id = s.run WHERE r.run_id = ? ORDER BY s.seq"
+        ).bind([.text(runID)]).rows { ($0.text(0), $0.text(1)) }
+    }
+
+    @Test func aBuildStartsWhileThePreviousRunPushes() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("overlap"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        let scratch = "/tmp/slipway-overlap-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let (proxy, slow) = try Self.slowRegistry(scratch)
+        defer { proxy.stop() }
+        // Two tasks on the same repository: one push queues two runs, one build slot.
+        let tasks = ["one", "two"].map { name in
+            """
+              - name: \(name)
+                context: "\(repo.url)#main:app"
+                tags: ["\(slow)/\(repo.name)-\(name):{{.Run.ID}}"]
+                git_token_file: "\(TestEnvironment.tokenFile)"
+            """
+        }
+        let daemon = try PipelineSystemTests.daemon(tasks: tasks, maxConcurrent: 1, extraRegistry: slow)
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        #expect(try daemon.waitForRun("sw1").status == "Succeeded", "\(daemon.runLog("sw1"))")
+        #expect(try daemon.waitForRun("sw2").status == "Succeeded", "\(daemon.runLog("sw2"))")
+        let first = try Self.phases(daemon, "sw1")
+        let second = try Self.phases(daemon, "sw2")
+        let firstPushEnded = try #require(first.last { $0.0 == "ended" }?.1)
+        let secondBuildStarted = try #require(second.first { $0.0 == "building" }?.1)
+        // ISO-8601 UTC strings of one format order like the instants they name.
+        #expect(secondBuildStarted < firstPushEnded, "run 2 built while run 1 pushed: \(first) / \(second)")
+        #expect(first.map(\.0).contains("push-wait") && first.map(\.0).contains("pushing"))
+    }
+
+    @Test func kill9DuringAPushResumesWithoutRebuilding() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("pushcrash"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN echo a > /a\nRUN echo b > /b\n"), "app/hello.txt": "x"])
+        let scratch = "/tmp/slipway-pushcrash-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let (proxy, slow) = try Self.slowRegistry(scratch)
+        defer { proxy.stop() }
+        let daemon = try PipelineSystemTests.daemon(
+            tasks: [PipelineSystemTests.task(repo: repo, tags: ["\(slow)/\(repo.name):{{.Run.ID}}"])], extraRegistry: slow)
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("sw1 pushing") { daemon.runLog("sw1").contains("$ docker push") }
+        daemon.signal(SIGKILL)
+        daemon.waitForExit()
+        #expect(try daemon.runs().first?.status == "Running")
+        try daemon.start()
+        let run = try daemon.waitForRun("sw1")
+        let log = daemon.runLog("sw1")
+        #expect(run.status == "Succeeded", "\(log)")
+        #expect(log.components(separatedBy: "$ docker build").count - 1 == 1, "built once:\n\(log)")
+        #expect(log.contains("resuming the push of its kept images"))
+        #expect(try daemon.runs().count == 1, "no second run: the same ID finished")
+        #expect(run.digests.contains("sha256:"))
+    }
+
+    /// A data_dir written by the previous release (checked in) upgrades in place and stays readable.
+    @Test func previousReleaseDataDirUpgradesInPlace() throws {
+        let daemon = try DaemonProcess()
+        let fixture = Fixtures.root + "/Tests/Fixtures/upgrade-v2"
+        try FileManager.default.createDirectory(atPath: daemon.dir + "/data/runs", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: fixture + "/slipway.sqlite", toPath: daemon.databasePath)
+        for log in try FileManager.default.contentsOfDirectory(atPath: fixture + "/runs") {
+            try FileManager.default.copyItem(atPath: fixture + "/runs/" + log, toPath: daemon.dir + "/data/runs/" + log)
+        }
+        try daemon.start()
+        let list = try cli(daemon, ["run", "list", "--output", "json"])
+        #expect(list.status == 0, "\(list.err)")
+        let runs = try AdminAPI.decoder.decode([AdminAPI.Run].self, from: Data(list.out.utf8))
+        #expect(Set(runs.map(\.id)) == ["sw1", "sw2", "sw3", "sw4"])
+        let show = try cli(daemon, ["run", "show", "sw1", "--output", "json"])
+        let sw1 = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(show.out.utf8))
+        #expect(sw1.status == "Succeeded" && sw1.trigger == "push" && sw1.startedAt != nil && sw1.finishedAt != nil)
+        #expect(sw1.images.first?.digest.hasPrefix("sha256:") == true)
+        let sw3 = runs.first { $0.id == "sw3" }
+        #expect(sw3?.trigger == "manual")
+        // The legacy queued push retry is still a push retry (kind), not a rebuild.
+        let sw4 = runs.first { $0.id == "sw4" }
+        #expect(sw4?.kind == "push-retry", "\(String(describing: sw4))")
+        let logs = try cli(daemon, ["logs", "--run-id", "sw1"])
+        #expect(logs.out.contains("Run sw1 succeeded"), "\(logs.out)")
+        // The form-encoded delivery stored before media types were recorded still decodes.
+        let event = try cli(daemon, ["event", "show", "3", "--output", "json"])
+        #expect(event.out.contains("public/fixture") || event.out.contains("fixture.git"), "\(event.out)")
+        // New deliveries append after the old ones; the body of an old one is a duplicate.
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        #expect(try db.prepare("PRAGMA user_version").rows { $0.int(0) }.first == Int64(Migration.all.last!.version))
+        #expect(try db.prepare("SELECT COUNT(*) FROM event_bodies").rows { $0.int(0) }.first == 3)
+    }
+
+    @Test func semverTagPushPushesEveryTag() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("release"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        let image = "\(TestEnvironment.registry)/\(repo.name)"
+        let task = """
+              - name: web
+                context: "\(repo.url)#main:app"
+                tags: ["\(image):{{.Semver}}", "\(image):{{.Semver.Minor}}", "\(image):{{.Semver.Major}}", "\(image):latest", "\(image):{{.Branch}}"]
+                git_token_file: "\(TestEnvironment.tokenFile)"
+                trigger: { branches: ["main", "release/*"], tags: ["v*"] }
+            """
+        let daemon = try PipelineSystemTests.daemon(tasks: [task])
+        var payload = try JSONSerialization.jsonObject(with: repo.pushPayload(after: sha, files: [])) as! [String: Any]
+        payload["ref"] = "refs/tags/v1.2.3"
+        try daemon.push(try JSONSerialization.data(withJSONObject: payload))
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded", "\(daemon.runLog("sw1"))")
+        let tags = try Self.registryTags(repo.name)
+        #expect(Set(tags) == ["1.2.3", "1.2", "1", "latest"], "\(tags)")
+        #expect(daemon.runLog("sw1").contains("left out: {{.Branch}} is empty"))
+        let show = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw1", "--output", "json"]).out.utf8))
+        #expect(show.trigger == "tag")
+        // A release branch matches its glob.
+        let release = try repo.commit(["app/hello.txt": "y"], branch: "release/2.0")
+        try daemon.push(repo.pushPayload(after: release, branch: "release/2.0", files: ["app/hello.txt"]))
+        #expect(try daemon.waitForRun("sw2").status == "Succeeded", "\(daemon.runLog("sw2"))")
+        #expect(try Self.registryTags(repo.name).contains("release"), "{{.Branch}} renders only up to '/'? no: the tag is invalid")
+    }
+
+    static func registryTags(_ name: String) throws -> [String] {
+        let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8)
+            .base64EncodedString()
+        let r = try RawHTTPClient(port: TestEnvironment.registryPort).request(
+            "GET", "/v2/\(name)/tags/list", headers: [("Authorization", "Basic \(auth)")], body: Data())
+        return (r.json["tags"] as? [String]) ?? []
+    }
+}
