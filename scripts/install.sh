@@ -33,8 +33,13 @@ else
   echo "kept the existing /etc/slipway/slipway.yaml"
 fi
 if [ ! -s /etc/slipway/secrets/webhook ]; then
-  (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /etc/slipway/secrets/webhook)
-  chown slipway:slipway /etc/slipway/secrets/webhook
+  # Written to a root-only temporary file, then installed: `install` replaces whatever is at the
+  # destination instead of writing through it, so a planted symlink is never followed.
+  secret_tmp=$(umask 077; mktemp)
+  (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$secret_tmp")
+  install -m 0600 -o slipway -g slipway "$secret_tmp" /etc/slipway/secrets/webhook
+  rm -f "$secret_tmp"
+  chown -h slipway:slipway /etc/slipway/secrets/webhook
   echo "generated the webhook secret /etc/slipway/secrets/webhook (0600)"
 fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi

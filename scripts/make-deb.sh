@@ -50,8 +50,13 @@ if [ "$1" = configure ]; then
   install -d -m 0750 -o slipway -g slipway /etc/slipway/secrets
   [ -e /etc/slipway/slipway.yaml ] || install -m 0640 -o root -g slipway /usr/share/slipway/slipway.yaml /etc/slipway/slipway.yaml
   if [ ! -s /etc/slipway/secrets/webhook ]; then
-    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /etc/slipway/secrets/webhook)
-    chown slipway:slipway /etc/slipway/secrets/webhook
+    # Written to a root-only temporary file, then installed: `install` replaces whatever is at the
+    # destination instead of writing through it, so a planted symlink is never followed.
+    secret_tmp=$(umask 077; mktemp)
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$secret_tmp")
+    install -m 0600 -o slipway -g slipway "$secret_tmp" /etc/slipway/secrets/webhook
+    rm -f "$secret_tmp"
+    chown -h slipway:slipway /etc/slipway/secrets/webhook
   fi
   if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
   echo "slipway: edit /etc/slipway/slipway.yaml, then: systemctl enable --now slipway"

@@ -67,8 +67,8 @@ struct AdminClient {
     func request(_ method: String, _ path: String, body: Data? = nil, onChunk: ((Data) -> Void)? = nil) throws -> Response {
         let fd = try connect()
         defer { close(fd) }
-        let user = String(cString: getpwuid(getuid())?.pointee.pw_name ?? strdup("uid \(getuid())"))
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: slipway\r\nConnection: close\r\nX-Slipway-User: \(user)\r\n"
+        // Who asks is not said here: the daemon reads it from the socket (SO_PEERCRED).
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: slipway\r\nConnection: close\r\n"
         if let body {
             head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n"
         } else if method == "POST" {

@@ -31,6 +31,12 @@ struct Daemon {
             throw DaemonError(description: "cannot open the event log \(config.databasePath): \(error)")
         }
         let intake = try Self.intake(for: config, logger: logger)
+        let certificates: TLSCertificates?
+        do {
+            certificates = try config.tls.map { files throws(TLSCertificates.Invalid) in try TLSCertificates(files: files) }
+        } catch {
+            throw DaemonError(description: error.description)
+        }
         do {
             try AdminServer.prepare(socketPath: config.adminSocket)
         } catch {
@@ -76,14 +82,6 @@ struct Daemon {
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
         let notifier = SystemdNotifier(environment: environment)
-        var certificates: TLSCertificates?
-        if let files = config.tls {
-            do {
-                certificates = try TLSCertificates(files: files)
-            } catch {
-                throw DaemonError(description: error.description)
-            }
-        }
         let scheme = certificates == nil ? "http" : "https"
         let webhook = try WebhookServer.application(
             controller: controller, metrics: MetricsEndpoint(registry: registry, runs: runs), host: listen.host, port: listen.port,

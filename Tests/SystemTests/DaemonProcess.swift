@@ -51,8 +51,21 @@ final class DaemonProcess {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    /// Starts the daemon and waits until `/healthz` answers 200.
-    func start() throws {
+    /// Adds lines at the end of the config file.
+    func appendConfig(_ text: String) throws {
+        let current = try String(contentsOfFile: configPath, encoding: .utf8)
+        try (current + "\n" + text).write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Replaces text in the config file.
+    func rewriteConfig(_ old: String, _ new: String) throws {
+        let current = try String(contentsOfFile: configPath, encoding: .utf8)
+        try current.replacingOccurrences(of: old, with: new).write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the daemon and waits until `/healthz` answers 200 (over plain HTTP; a TLS
+    /// listener's test waits itself).
+    func start(waitForHealth: Bool = true) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw RawHTTPClient.Failure(
                 description: "no slipway binary at \(Self.binary): run `swift build` (make test does) or set SLIPWAY_BIN")
@@ -71,6 +84,7 @@ final class DaemonProcess {
         p.standardOutput = log
         try p.run()
         process = p
+        guard waitForHealth else { return }
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if !p.isRunning { throw RawHTTPClient.Failure(description: "daemon exited with \(p.terminationStatus):\n\(self.log)") }

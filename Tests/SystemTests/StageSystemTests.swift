@@ -124,7 +124,7 @@ struct StageSystemTests {
         let task = """
               - name: web
                 context: "\(repo.url)#main:app"
-                tags: ["\(image):{{.Semver}}", "\(image):{{.Semver.Minor}}", "\(image):{{.Semver.Major}}", "\(image):latest", "\(image):{{.Branch}}"]
+                tags: ["\(image):{{.Semver}}", "\(image):{{.Semver.Minor}}", "\(image):{{.Semver.Major}}", "\(image):latest", "\(image):pr-{{.PR}}"]
                 git_token_file: "\(TestEnvironment.tokenFile)"
                 trigger: { branches: ["main", "release/*"], tags: ["v*"] }
             """
@@ -136,14 +136,19 @@ struct StageSystemTests {
         #expect(run.status == "Succeeded", "\(daemon.runLog("sw1"))")
         let tags = try Self.registryTags(repo.name)
         #expect(Set(tags) == ["1.2.3", "1.2", "1", "latest"], "\(tags)")
-        #expect(daemon.runLog("sw1").contains("left out: {{.Branch}} is empty"))
+        #expect(daemon.runLog("sw1").contains("left out: {{.PR}} is empty"))
         let show = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw1", "--output", "json"]).out.utf8))
         #expect(show.trigger == "tag")
         // A release branch matches its glob.
         let release = try repo.commit(["app/hello.txt": "y"], branch: "release/2.0")
         try daemon.push(repo.pushPayload(after: release, branch: "release/2.0", files: ["app/hello.txt"]))
         #expect(try daemon.waitForRun("sw2").status == "Succeeded", "\(daemon.runLog("sw2"))")
-        #expect(try Self.registryTags(repo.name).contains("release"), "{{.Branch}} renders only up to '/'? no: the tag is invalid")
+        #expect(daemon.runLog("sw2").contains("left out: {{.Semver}} is empty"), "a branch build pushes latest alone")
+        // Another branch matches none of the globs, and the trace says so.
+        let other = try repo.commit(["app/hello.txt": "z"], branch: "feature/x")
+        let seq = try daemon.push(repo.pushPayload(after: other, branch: "feature/x", files: ["app/hello.txt"]))
+        try daemon.waitUntil("the trace") { try daemon.traces(event: seq)["web"] != nil }
+        #expect(try daemon.traces(event: seq)["web"]?.contains("matches none of trigger.branches") == true)
     }
 
     static func registryTags(_ name: String) throws -> [String] {
