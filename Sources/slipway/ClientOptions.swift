@@ -1,4 +1,5 @@
 import ArgumentParser
+import Yams
 import Foundation
 import SlipwayCore
 
@@ -29,15 +30,11 @@ struct ClientOptions: ParsableArguments {
 
     /// `admin_socket` from the config without validating the rest (the CLI user may not read the secrets).
     static func adminSocket(in path: String) -> String? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("admin_socket:") {
-            var value = line.dropFirst("admin_socket:".count).trimmingCharacters(in: .whitespaces)
-            if let hash = value.range(of: " #") { value = String(value[..<hash.lowerBound]).trimmingCharacters(in: .whitespaces) }
-            value = value.trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-            guard !value.isEmpty else { return nil }
-            return FileText.resolve(value, against: FileText.directory(of: FileText.absolute(path)))
-        }
-        return nil
+        // Composed by Yams (every scalar a string): quoting, comments and flow style as YAML has them.
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let root = try? Yams.compose(yaml: text, .basic), let value = root["admin_socket"]?.string, !value.isEmpty
+        else { return nil }
+        return FileText.resolve(value, against: FileText.directory(of: FileText.absolute(path)))
     }
 }
 

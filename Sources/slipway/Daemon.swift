@@ -107,6 +107,18 @@ struct Daemon {
                 services: [
                     .init(service: EventLogService(database: database, logger: logger)),
                     .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
+                    .init(
+                        service: ScheduleService(
+                            log: log, tasks: { store.tasks },
+                            resolve: { task in
+                                do {
+                                    return (try await executor.resolveBranch(task: task, branch: task.context.branch), nil)
+                                } catch let failure as StepFailure {
+                                    return (nil, failure.reason)
+                                } catch {
+                                    return (nil, "\(error)")
+                                }
+                            }, logger: logger)),
                     // The pusher before the builder: shutdown runs in reverse order, so the builder
                     // drains first and the pusher still pushes what it finishes within the grace.
                     .init(

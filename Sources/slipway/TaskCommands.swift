@@ -78,6 +78,15 @@ struct TaskCommand: ParsableCommand {
         var secretArgs: [String] = []
         @Flag(help: "Build only, do not push.") var noPush = false
         @Option(help: "Like 30m or 1h.") var timeout: String?
+        @Option(name: .customLong("trigger-branch"), help: "A branch glob whose pushes build (repeatable; default: the context's branch).")
+        var triggerBranches: [String] = []
+        @Option(name: .customLong("tags"), help: "A git tag glob whose pushes build, like 'v*' (repeatable).")
+        var triggerTags: [String] = []
+        @Option(name: .customLong("pr-branch"), help: "Build pull requests into this base branch, never pushed (repeatable).")
+        var prBranches: [String] = []
+        @Option(name: .customLong("schedule"), help: "A cron expression (5 fields, UTC) that queues a timer run (repeatable).")
+        var schedules: [String] = []
+        @Flag(help: "Do not rebuild when a base image changes in its registry.") var noBaseImageTrigger = false
     }
 
     struct Create: ParsableCommand {

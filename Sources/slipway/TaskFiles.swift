@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Yams
 import SlipwayCore
 
 /// `tasks.d/NAME.yaml` beside the config: written only after the whole config validates with it.
@@ -63,9 +64,9 @@ struct TaskFiles {
         }
     }
 
-    /// YAML for one task from the CLI flags, over `base` for an update.
+    /// YAML for one task from the CLI flags, over `base` for an update (written by Yams, so any
+    /// value — quotes, colons, `{{…}}` — comes out as a well-formed scalar).
     static func yaml(name: String, definition d: TaskCommand.Definition, base: TaskDefinition?) throws -> String {
-        func q(_ s: String) -> String { JSONText.quote(s) }
         func pairs(_ items: [String], flag: String) throws -> [(String, String)] {
             try items.map { item in
                 guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
@@ -74,34 +75,49 @@ struct TaskFiles {
                 return (String(item[..<eq]), String(item[item.index(after: eq)...]))
             }
         }
+        func string(_ s: String) -> Node { Node(s, .implicit, .doubleQuoted) }
+        func list(_ items: [String]) -> Node { .sequence(.init(items.map(string), .implicit, .flow)) }
+        func map(_ items: [(String, String)]) -> Node { .mapping(.init(items.map { (Node($0.0), string($0.1)) }, .implicit, .flow)) }
+        var root: [(Node, Node)] = []
+        func add(_ key: String, _ value: Node) { root.append((Node(key), value)) }
+
         let context = d.context ?? base.map { $0.context.description } ?? ""
         let tags = d.tags.isEmpty ? (base?.tags ?? []) : d.tags
-        var lines = [
-            "# Written by `slipway task create`; edit with `slipway task update \(name)`.", "name: \(q(name))", "context: \(q(context))",
-        ]
-        lines.append("tags: [\(tags.map(q).joined(separator: ", "))]")
-        if let f = d.dockerfile ?? base?.dockerfile { lines.append("dockerfile: \(q(f))") }
-        if let token = d.gitTokenFile.map(FileText.absolute) ?? base?.gitTokenFile { lines.append("git_token_file: \(q(token))") }
+        add("name", string(name))
+        add("context", string(context))
+        add("tags", list(tags))
+        if let f = d.dockerfile ?? base?.dockerfile { add("dockerfile", string(f)) }
+        if let token = d.gitTokenFile.map(FileText.absolute) ?? base?.gitTokenFile { add("git_token_file", string(token)) }
         let args = d.args.isEmpty ? (base?.buildArgs.map { ($0.key, $0.value) } ?? []) : try pairs(d.args, flag: "--arg")
-        if !args.isEmpty { lines.append("build_args: { \(args.map { "\(q($0.0)): \(q($0.1))" }.joined(separator: ", ")) }") }
+        if !args.isEmpty { add("build_args", map(args)) }
         let secrets =
             d.secretArgs.isEmpty
             ? (base?.secretBuildArgs.map { ($0.key, $0.value) } ?? [])
             : try pairs(d.secretArgs, flag: "--secret-arg").map { ($0.0, FileText.absolute($0.1)) }
-        if !secrets.isEmpty { lines.append("secret_build_args: { \(secrets.map { "\(q($0.0)): \(q($0.1))" }.joined(separator: ", ")) }") }
-        let push = d.noPush ? false : (base?.push ?? true)
-        lines.append("push: \(push)")
-        if let t = d.timeout ?? base?.timeout.map(DurationParser.format) { lines.append("timeout: \(q(t))") }
+        if !secrets.isEmpty { add("secret_build_args", map(secrets)) }
+        add("push", Node(d.noPush ? "false" : "\(base?.push ?? true)"))
+        if let t = d.timeout ?? base?.timeout.map(DurationParser.format) { add("timeout", string(t)) }
         if let base {
             // What the flags cannot say is kept from the file being updated.
             if !base.paths.include.isEmpty || !base.paths.exclude.isEmpty {
-                lines.append(
-                    "paths: { include: [\(base.paths.include.map(q).joined(separator: ", "))], exclude: [\(base.paths.exclude.map(q).joined(separator: ", "))] }"
-                )
+                add("paths", .mapping(.init([(Node("include"), list(base.paths.include)), (Node("exclude"), list(base.paths.exclude))])))
             }
-            if base.noCache { lines.append("no_cache: true") }
-            if !base.enabled { lines.append("enabled: false") }
+            if base.noCache { add("no_cache", Node("true")) }
+            if !base.enabled { add("enabled", Node("false")) }
         }
-        return lines.joined(separator: "\n") + "\n"
+        var trigger: [(Node, Node)] = []
+        let old = base?.trigger
+        if let branches = d.triggerBranches.isEmpty ? old?.branches : d.triggerBranches { trigger.append((Node("branches"), list(branches))) }
+        let triggerTags = d.triggerTags.isEmpty ? (old?.tags ?? []) : d.triggerTags
+        if !triggerTags.isEmpty { trigger.append((Node("tags"), list(triggerTags))) }
+        if let prs = d.prBranches.isEmpty ? old?.pullRequestBranches : d.prBranches {
+            trigger.append((Node("pull_requests"), .mapping(.init([(Node("branches"), list(prs))], .implicit, .flow))))
+        }
+        if d.noBaseImageTrigger || old?.baseImage == false { trigger.append((Node("base_image"), Node("false"))) }
+        let schedules = d.schedules.isEmpty ? (old?.schedule.map(\.text) ?? []) : d.schedules
+        if !schedules.isEmpty { trigger.append((Node("schedule"), list(schedules))) }
+        if !trigger.isEmpty { add("trigger", .mapping(.init(trigger))) }
+        let header = "# Written by `slipway task create`; edit with `slipway task update \(name)`.\n"
+        return header + (try Yams.serialize(node: .mapping(.init(root))))
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 
 @testable import SlipwayCore
@@ -198,5 +200,58 @@ import Testing
         #expect(DockerfileScan.registryHost(of: "127.0.0.1:5077/tools/cli:stable") == "127.0.0.1:5077")
         #expect(DockerfileScan.registryHost(of: "busybox:1.36") == "docker.io")
         #expect(DockerfileScan.serverHost("https://index.docker.io/v1/") == "docker.io")
+    }
+}
+
+@Suite struct InternalEventTests {
+    @Test func timerEventsQueueTheirTaskOnTheResolvedHead() throws {
+        var task = MatcherTests.task()
+        task.trigger.schedule = [try CronExpression("0 3 * * *")]
+        let head = String(repeating: "b", count: 40)
+        let made = InternalEvent(
+            kind: "schedule", targets: [.init(task: "hello", branch: "main", commit: head, error: nil)], source: "0 3 * * *",
+            detail: "2026-11-27T03:00:00.000Z")
+        let delivery = try made.delivery(id: "schedule-hello-1")
+        let event = StoredEvent(
+            seq: 5, receivedAt: "", deliveryID: delivery.deliveryID, hookID: delivery.hookID, eventType: delivery.eventType,
+            signature: delivery.signature, headersJSON: "{}", body: delivery.body, mediaType: delivery.mediaType)
+        var other = MatcherTests.task()
+        other.name = "other"
+        let plan = MatcherService.plan(event, tasks: [task, other])
+        #expect(plan.runs.map(\.task) == ["hello"] && plan.runs.first?.trigger == .timer && plan.runs.first?.commit == head)
+        #expect(plan.traces.last?.verdict.isMatch == false)
+        // A replay of it is a replay.
+        #expect(MatcherService.plan(event, tasks: [task], trigger: .replay).runs.first?.trigger == .replay)
+        // A branch that could not be resolved says why in the trace.
+        let failed = InternalEvent(
+            kind: "schedule", targets: [.init(task: "hello", branch: "main", commit: nil, error: "cannot reach the git server")],
+            source: "0 3 * * *", detail: "x")
+        let d2 = try failed.delivery(id: "s2")
+        let e2 = StoredEvent(
+            seq: 6, receivedAt: "", deliveryID: d2.deliveryID, hookID: d2.hookID, eventType: d2.eventType, signature: d2.signature,
+            headersJSON: "{}", body: d2.body, mediaType: d2.mediaType)
+        #expect(MatcherService.plan(e2, tasks: [task]).traces.first?.verdict.reason.contains("cannot reach the git server") == true)
+    }
+
+    @Test func aMissedSlotRunsOnceAtStart() async throws {
+        let dir = TempDirectory()
+        let log = try EventLog(database: Database(path: dir.path + "/s.sqlite"))
+        var task = MatcherTests.task()
+        task.trigger.schedule = [try CronExpression("* * * * *")]
+        let t0 = UTCCalendar.epochSeconds(year: 2026, month: 11, day: 27, hour: 8, minute: 0)
+        try await log.saveCursor(ScheduleService.cursorName, seq: t0 / 60)  // last checked 08:00
+        let clock = Mutex<Int64>(t0 + 10 * 60 + 5)  // started again at 08:10:05: ten slots missed
+        let scheduled = task
+        let service = ScheduleService(
+            log: log, tasks: { [scheduled] }, resolve: { _ in (String(repeating: "c", count: 40), nil) }, logger: Logger(label: "t"),
+            now: { clock.withLock { $0 } })
+        let running = Task { try await service.run() }
+        for _ in 0..<100 where log.lastCommittedSeq < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(100))
+        running.cancel()
+        let events = try await log.recent(top: 10)
+        #expect(events.count == 1, "ten missed slots run once")
+        #expect(events.first?.eventType == "schedule" && events.first?.hookID == "slipway" && events.first?.signature == "internal")
+        #expect(InternalEvent.decode(events.first!)?.detail == "2026-11-27T08:10:00.000Z", "the latest missed slot")
     }
 }

@@ -151,6 +151,35 @@ struct StageSystemTests {
         #expect(try daemon.traces(event: seq)["web"]?.contains("matches none of trigger.branches") == true)
     }
 
+    @Test func scheduleQueuesTimerRunsAndCatchesUpOnce() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("nightly"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        let task = PipelineSystemTests.task("nightly", repo: repo, image: repo.name, extra: "    trigger: { schedule: [\"* * * * *\"] }\n")
+        let daemon = try PipelineSystemTests.daemon(tasks: [task])
+        try daemon.waitUntil("a timer run", timeout: 70) { try !daemon.runs().isEmpty }
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded" && run.commit == sha, "\(daemon.runLog("sw1"))")
+        let show = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw1", "--output", "json"]).out.utf8))
+        #expect(show.trigger == "timer")
+        let events = try cli(daemon, ["event", "list", "--output", "json"]).out
+        #expect(events.contains("\"schedule\"") && events.contains("\"slipway\""), "\(events)")
+        // Stopped across at least one slot: at the next start it runs once, not once per slot.
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit() == 0)
+        let before = try Self.scheduleEvents(daemon)
+        sleep(62)
+        try daemon.start()
+        try daemon.waitUntil("the missed slot", timeout: 10) { try Self.scheduleEvents(daemon) > before }
+        usleep(1_500_000)
+        #expect(try Self.scheduleEvents(daemon) == before + 1, "one catch-up event for the missed slots")
+        #expect(daemon.log.contains("schedule slot missed while stopped"))
+    }
+
+    static func scheduleEvents(_ daemon: DaemonProcess) throws -> Int64 {
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        return try db.prepare("SELECT COUNT(*) FROM events WHERE event_type = 'schedule'").rows { $0.int(0) }.first ?? 0
+    }
+
     static func registryTags(_ name: String) throws -> [String] {
         let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8)
             .base64EncodedString()

@@ -68,6 +68,17 @@ public struct MatcherService: Service {
         }
         var traces: [(task: String, verdict: TaskMatcher.Verdict)] = []
         var runs: [NewRun] = []
+        if let made = InternalEvent.decode(event) {
+            for task in tasks {
+                let (verdict, run) = TaskMatcher.verdict(task: task, internalEvent: made, eventSeq: event.seq)
+                traces.append((task.name, verdict))
+                if var run {
+                    if let override { run.trigger = override }
+                    runs.append(run)
+                }
+            }
+            return Plan(push: nil, pullRequest: nil, decodeError: nil, traces: traces, runs: runs)
+        }
         for task in tasks {
             let verdict =
                 event.eventType == "pull_request"

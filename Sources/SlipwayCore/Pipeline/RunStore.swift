@@ -17,7 +17,7 @@ public struct RunStore: Sendable {
         SELECT r.id, r.run_id, r.task, r.trigger, r.event_seq, r.attempt, r.repo_url, r.branch, r.commit_sha, r.created_at,
                s.status, s.reason, s.step, s.exit_code, s.at, s.durations, s.digests, s.phase, s.kind,
                r.engine, r.requested_by, r.tag, r.pr, r.from_fork,
-               (SELECT MIN(at) FROM run_states WHERE run = r.id AND status = 'Running'),
+               (SELECT MIN(at) FROM run_states WHERE run = r.id AND status = '\(RunStatus.running.rawValue)'),
                CASE WHEN s.phase = 'ended' THEN s.at END
         FROM runs r JOIN run_states s ON s.seq = (SELECT MAX(seq) FROM run_states WHERE run = r.id)
         """

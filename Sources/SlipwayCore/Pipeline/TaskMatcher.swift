@@ -69,6 +69,31 @@ public enum TaskMatcher {
         return .matched
     }
 
+    /// A timer slot or a base-image update queues the tasks it names, on the head of their
+    /// context branch as resolved when the event was made.
+    public static func verdict(task: TaskDefinition, internalEvent made: InternalEvent, eventSeq: Int64) -> (Verdict, NewRun?) {
+        guard let target = made.targets.first(where: { $0.task == task.name }) else {
+            return (.skipped("the \(made.kind) event is for \(made.targets.map(\.task).joined(separator: ", "))"), nil)
+        }
+        guard task.enabled else { return (.skipped("task is disabled"), nil) }
+        let trigger: RunTrigger
+        switch made.kind {
+        case "schedule": trigger = .timer
+        case "base_image":
+            guard task.trigger.baseImage else { return (.skipped("trigger.base_image is false"), nil) }
+            trigger = .baseImage
+        default: return (.skipped("'\(made.kind)' events do not trigger builds"), nil)
+        }
+        guard let commit = target.commit, isCommitSHA(commit) else {
+            return (.skipped("cannot resolve the head of branch '\(target.branch)': \(target.error ?? "no commit")"), nil)
+        }
+        let what = made.kind == "schedule" ? "schedule '\(made.source)' slot \(made.detail)" : "base image \(made.source) changed to \(made.detail)"
+        return (
+            .matchedNote("\(what); head of \(target.branch) is \(commit.prefix(7))"),
+            NewRun(task: task.name, trigger: trigger, eventSeq: eventSeq, repoURL: task.context.url, branch: target.branch, commit: commit)
+        )
+    }
+
     static func repositoryReason(task: TaskDefinition, urls: [String]) -> String? {
         let key = task.context.repositoryKey
         guard urls.contains(where: { GitContext.normalize($0) == key }) else {
