@@ -87,6 +87,7 @@ public struct AdminController: Sendable {
             return try json(AdminAPI.Event(event, trace: trace, payload: payload))
         }
         v1.post("events/:seq/replay") { _, context in try await replay(context) }
+        v1.get("backup") { _, context in try await backup(context) }
         v1.post("reload") { _, _ in
             switch reload() {
             case .success(let fresh): return try json(AdminAPI.Reloaded(tasks: fresh.tasks.count))
@@ -260,6 +261,34 @@ public struct AdminController: Sendable {
             AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict.isMatch, reason: $0.verdict.reason, runId: byTask[$0.task])
         }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
+    }
+
+    /// A consistent copy of the whole database, streamed: the daemon makes it (it can read the
+    /// database; the CLI user may not) and the CLI writes it where the operator asked.
+    func backup(_ context: SlipwayRequestContext) async throws -> Response {
+        let dataDirectory = config.current.dataDirectory
+        let file = "\(dataDirectory)/tmp/backup-\(UInt64.random(in: 0...UInt64.max)).sqlite"
+        try FileText.makeDirectories(dataDirectory + "/tmp", mode: 0o700)
+        do {
+            try await Backup.snapshot(of: log.database.path, to: file)
+        } catch {
+            try? FileManager.default.removeItem(atPath: file)
+            return problem(.internalServerError, "\(error)")
+        }
+        let who = await Self.operatorName(context)
+        let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        logger.notice("backup taken", metadata: ["bytes": "\(size)", "requested_by": "\(who)"])
+        let body = ResponseBody { writer in
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            guard let handle = FileHandle(forReadingAtPath: file) else { throw AdminAPI.Problem("backup file vanished") }
+            defer { try? handle.close() }
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/vnd.sqlite3", .contentLength: "\(size)"], body: body)
     }
 
     /// Who is asking: the account of the process at the other end of the admin socket, from the

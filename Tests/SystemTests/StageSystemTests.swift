@@ -12,14 +12,26 @@ import Testing
 struct StageSystemTests {
     /// The registry behind a proxy that holds every request 0.4 s: pushes take seconds.
     static func slowRegistry(_ dir: String) throws -> (Background, String) {
-        let port = try DaemonProcess.freePort()
-        let proxy = try Background(
-            "/usr/bin/python3",
-            [Fixtures.root + "/scripts/slow-proxy.py", "--port", "\(port)", "--target", TestEnvironment.registry, "--delay", "0.4"],
-            log: dir + "/slow-proxy.log")
-        proxy.graceful = false
-        try proxy.wait("the slow proxy") { (try? RawHTTPClient(port: port, timeoutSeconds: 1).request("GET", "/v2/"))?.status == 401 }
-        return (proxy, "127.0.0.1:\(port)")
+        // A free port can be taken by another suite's daemon before the proxy binds it: try another.
+        var lastError: (any Error)?
+        for _ in 0..<3 {
+            let port = try DaemonProcess.freePort()
+            let proxy = try Background(
+                "/usr/bin/python3",
+                [Fixtures.root + "/scripts/slow-proxy.py", "--port", "\(port)", "--target", TestEnvironment.registry, "--delay", "0.4"],
+                log: dir + "/slow-proxy-\(port).log")
+            proxy.graceful = false
+            do {
+                try proxy.wait("the slow proxy", timeout: 10) {
+                    (try? RawHTTPClient(port: port, timeoutSeconds: 2).request("GET", "/v2/"))?.status == 401
+                }
+                return (proxy, "127.0.0.1:\(port)")
+            } catch {
+                lastError = error
+                proxy.stop()
+            }
+        }
+        throw lastError!
     }
 
     /// State rows of a run: (phase, at).

@@ -173,7 +173,7 @@ struct SystemdInstallTests {
         #expect(delivery.contains("\"EVENT_SEQ\":\"1\""))
 
         // Reload with a broken config: keeps serving, logs the error at err level.
-        try machine.sh("cp /srv/setup/bad.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")
+        _ = try machine.sh("cp /srv/setup/bad.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")
         try machine.waitUntil("the refused reload in the journal") {
             try machine.exec(["journalctl", "-u", "slipway", "-p", "err", "--no-pager", "-o", "cat"]).out.contains("reload refused")
         }
@@ -181,7 +181,7 @@ struct SystemdInstallTests {
         #expect((try? RawHTTPClient(port: port).request("GET", "/healthz").status) == 200)
         // With a good one, the new task is there without a restart.
         let pid = try machine.property("MainPID")
-        try machine.sh("cp /srv/setup/good.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")
+        _ = try machine.sh("cp /srv/setup/good.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")
         try machine.waitUntil("two tasks") {
             (try? AdminAPI.decoder.decode(
                 [AdminAPI.Task].self, from: Data(machine.exec(["slipway", "task", "list", "--output", "json"]).out.utf8)))?.count == 2
@@ -215,7 +215,7 @@ struct SystemdInstallTests {
         // Uninstall keeps config and data unless --purge.
         #expect(try machine.exec(["/src/scripts/uninstall.sh"]).status == 0)
         #expect(
-            try machine.sh(
+            _ = try machine.sh(
                 "test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite"
             ).status == 0)
         #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)
@@ -228,7 +228,7 @@ struct SystemdInstallTests {
         let installed = try machine.sh("dpkg -i /srv/setup/slipway_0.1.0_amd64.deb")
         #expect(installed.status == 0, "\(installed.out)\(installed.err)")
         #expect(try machine.sh("stat -c '%U %a' /etc/slipway/secrets/webhook && id -nG slipway").out.contains("slipway 600\n"))
-        try machine.sh("sed -i 's/8080/\(port)/' /etc/slipway/slipway.yaml")
+        _ = try machine.sh("sed -i 's/8080/\(port)/' /etc/slipway/slipway.yaml")
         #expect(try machine.exec(["systemctl", "start", "slipway"]).status == 0)
         #expect(try machine.exec(["systemctl", "is-active", "slipway"]).out == "active\n")
         #expect(try machine.sh("dpkg --purge slipway").status == 0)
