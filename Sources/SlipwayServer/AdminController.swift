@@ -202,6 +202,11 @@ public struct AdminController: Sendable {
         guard try await runs.run(id) != nil else { return problem(.notFound, "no run with ID '\(id)'") }
         let follow = request.uri.queryParameters["follow"].map { $0 == "1" || $0 == "true" } ?? false
         let path = RunExecutor.logPath(dataDirectory: config.current.dataDirectory, runID: id)
+        let tombstone = Retention.tombstone(folder: config.current.dataDirectory + "/runs", runID: id)
+        if !FileManager.default.fileExists(atPath: path), let note = try? String(contentsOfFile: tombstone, encoding: .utf8) {
+            let text = "The log of \(id) was removed by retention: \(note.trimmingCharacters(in: .whitespacesAndNewlines))\n"
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
         let runs = self.runs
         let body = ResponseBody { writer in
             var offset: UInt64 = 0

@@ -23,7 +23,11 @@ public final class WebhookController: Sendable {
         }
     }
 
-    public init(log: EventLog, intake: WebhookIntake, logger: Logger) {
+    /// Why builds cannot start for lack of disk space (nil when there is room): `/healthz` says `"disk":"low"`.
+    let diskLow: @Sendable () -> String?
+
+    public init(log: EventLog, intake: WebhookIntake, logger: Logger, diskLow: @escaping @Sendable () -> String? = { nil }) {
+        self.diskLow = diskLow
         self.log = log
         self.intake = Mutex(intake)
         self.logger = logger
@@ -34,11 +38,15 @@ public final class WebhookController: Sendable {
         router.post("/webhooks/github") { request, context in
             try await self.receive(request, context: context)
         }
-        let log = self.log, logger = self.logger
+        let log = self.log, logger = self.logger, diskLow = self.diskLow
         router.get("/healthz") { _, _ in
             do throws(DatabaseError) {
                 try await log.checkWritable()
-                return Self.json(.ok, "{\"status\":\"ok\"}")
+                // Deliveries are still accepted when the disk is low; only builds wait.
+                if let low = diskLow() {
+                    return Self.json(.ok, "{\"status\":\"ok\",\"disk\":\"low\",\"reason\":\(JSONText.quote(low))}")
+                }
+                return Self.json(.ok, "{\"status\":\"ok\",\"disk\":\"ok\"}")
             } catch {
                 logger.error("health check: event log not writable", metadata: ["error": "\(error.message)"])
                 return Self.json(.serviceUnavailable, "{\"status\":\"unavailable\",\"reason\":\(JSONText.quote(error.message))}")

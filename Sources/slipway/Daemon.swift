@@ -71,9 +71,15 @@ struct Daemon {
         let processEnvironment = ProcessInfo.processInfo.environment
         let executor = RunExecutor(
             environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger)
+        let disk = DiskGuard()
+        disk.check(config.dataDirectory, minimum: config.retention.minFreeDisk)
+        if let low = disk.low { logger.warning("no new build starts: \(low)") }
+        let retention = Retention(
+            runs: runs, environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, logger: logger)
         let builder = BuilderStage(
-            runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger)
-        let controller = WebhookController(log: log, intake: intake, logger: logger)
+            runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger,
+            disk: disk, retention: retention)
+        let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
@@ -124,7 +130,8 @@ struct Daemon {
                     .init(
                         service: PusherStage(
                             runs: runs, executor: executor, config: { store.current }, wake: pushWake, control: control, logger: logger,
-                            upstreamFinished: builder.finished)),
+                            upstreamFinished: builder.finished, retention: retention)),
+                    .init(service: RetentionService(retention: retention, disk: disk, config: { store.current }, wake: wake, logger: logger)),
                     .init(service: builder),
                     .init(service: webhook),
                     .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),

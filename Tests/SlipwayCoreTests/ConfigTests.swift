@@ -81,7 +81,7 @@ import Testing
         ("listen: \"8080\"\n", "bad.yaml:1: listen: expected host:port (like 127.0.0.1:8080 or [::1]:8080), got '8080'"),
         (
             "builds:\n  default_timeout: \"1 hour\"\n",
-            "bad.yaml:2: builds.default_timeout: invalid duration '1 hour': use a number with a unit, like 90s, 30m, 1h or 1h30m"
+            "bad.yaml:2: builds.default_timeout: invalid duration '1 hour': use a number with a unit, like 90s, 30m, 1h, 1h30m or 90d"
         ),
         ("webhook:\n  max_body_bytes: big\n", "bad.yaml:2: webhook.max_body_bytes: expected a whole number, got 'big'"),
         ("webhook:\n  read_timeout: \"1h\"\n", "bad.yaml:2: webhook.read_timeout: must be between 100ms and 10m, got '1h'"),

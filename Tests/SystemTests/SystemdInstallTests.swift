@@ -215,7 +215,7 @@ struct SystemdInstallTests {
         // Uninstall keeps config and data unless --purge.
         #expect(try machine.exec(["/src/scripts/uninstall.sh"]).status == 0)
         #expect(
-            _ = try machine.sh(
+            try machine.sh(
                 "test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite"
             ).status == 0)
         #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)

@@ -13,6 +13,7 @@ public struct SlipwayConfig: Sendable {
     public var webhook: WebhookSettings
     public var builds: BuildSettings
     public var pushes: PushSettings = PushSettings()
+    public var retention: RetentionSettings = RetentionSettings()
     public var registries: [RegistryCredential]
     public var tasks: [TaskDefinition]
     public var tls: TLSFiles?
@@ -56,6 +57,18 @@ public struct SlipwayConfig: Sendable {
     public struct PushSettings: Sendable {
         /// Pushes at once, in their own stage: a build slot is not held while a run pushes.
         public var maxConcurrent: Int = 2
+    }
+
+    /// `retention:`: what Slipway removes so a build host runs for months unattended.
+    public struct RetentionSettings: Sendable {
+        /// Run log files older than this are deleted (run rows stay).
+        public var runLogs: Duration = .seconds(90 * 86_400)
+        /// Per task: the local images of the newest N runs are kept on the engine; older runs' are removed.
+        public var keepImages: Int = 3
+        /// The engine's build cache is pruned down to this many bytes.
+        public var buildCache: Int64 = 20_000_000_000
+        /// Under this many free bytes on data_dir (or the engine), no new build starts.
+        public var minFreeDisk: Int64 = 2_000_000_000
     }
 
     public struct RegistryCredential: Sendable {

@@ -5,7 +5,7 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
     static let registryKeys = ["server", "username", "password_file"]
@@ -108,6 +108,18 @@ public enum ConfigLoader {
             if let n = keys["max_concurrent"]?.int(min: 1, max: 64) { pushes.maxConcurrent = n }
         }
 
+        var retention = SlipwayConfig.RetentionSettings()
+        if let keys = top["retention"]?.mapping(allowed: ["run_logs", "keep_images", "build_cache", "min_free_disk"]) {
+            if let d = keys["run_logs"]?.duration { retention.runLogs = d }
+            if let n = keys["keep_images"]?.int(min: 1, max: 10_000) { retention.keepImages = n }
+            for (key, assign) in [
+                ("build_cache", { (v: Int64) in retention.buildCache = v }), ("min_free_disk", { (v: Int64) in retention.minFreeDisk = v }),
+            ] as [(String, (Int64) -> Void)] {
+                guard let node = keys[key], let text = node.nonEmptyString() else { continue }
+                do { assign(try SizeParser.parse(text)) } catch { node.fail(error.description) }
+            }
+        }
+
         var registries: [SlipwayConfig.RegistryCredential] = []
         for item in top["registries"]?.list() ?? [] {
             guard let keys = item.mapping(allowed: registryKeys) else { continue }
@@ -157,6 +169,7 @@ public enum ConfigLoader {
             webhook: webhook, builds: builds, registries: registries, tasks: tasks, tls: tls)
         config.pushes = pushes
         config.publicURL = publicURL
+        config.retention = retention
         return config
     }
 

@@ -3,7 +3,7 @@ public enum DurationParser {
     public struct Invalid: Error, CustomStringConvertible {
         public var text: String
         public var description: String {
-            "invalid duration '\(text)': use a number with a unit, like 90s, 30m, 1h or 1h30m"
+            "invalid duration '\(text)': use a number with a unit, like 90s, 30m, 1h, 1h30m or 90d"
         }
     }
 
@@ -19,6 +19,7 @@ public enum DurationParser {
             rest = rest.dropFirst(unit.count)
             let ms: Int64
             switch unit {
+            case "d": ms = 86_400_000
             case "h": ms = 3_600_000
             case "m": ms = 60_000
             case "s": ms = 1000

@@ -12,6 +12,10 @@ public actor BuilderStage: Service {
     let pushWake: CommitSignal
     let control: RunControl
     let logger: Logger
+    /// No new build starts while data_dir is under `retention.min_free_disk`.
+    public nonisolated let disk: DiskGuard
+    let retention: Retention?
+    private var lastCachePrune: ContinuousClock.Instant?
 
     /// How many builds run now.
     public private(set) var running = 0
@@ -20,8 +24,10 @@ public actor BuilderStage: Service {
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, pushWake: CommitSignal,
-        control: RunControl, logger: Logger
+        control: RunControl, logger: Logger, disk: DiskGuard = DiskGuard(), retention: Retention? = nil
     ) {
+        self.disk = disk
+        self.retention = retention
         self.runs = runs
         self.executor = executor
         self.config = config
@@ -34,16 +40,31 @@ public actor BuilderStage: Service {
     public func run() async throws {
         let config = self.config
         let runs = self.runs
+        let disk = self.disk
         let loop = StageLoop(
             name: "builds", wake: wake, limit: { config().builds.maxConcurrent }, grace: { config().builds.stopGrace }, control: control,
             logger: logger)
         await loop.run(
-            claim: { try await runs.claimForBuild(limit: $0) }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
+            claim: { limit in
+                // Under min_free_disk nothing starts; the queued runs say which disk (the guard wakes us).
+                if let low = disk.low {
+                    try await runs.holdQueued(reason: low)
+                    return []
+                }
+                return try await runs.claimForBuild(limit: limit)
+            }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
         finished.set()
         pushWake.bump()
     }
 
     func set(running: Int) { self.running = running }
+
+    /// The build cache is pruned after builds, at most once every five minutes.
+    func shouldPruneCache() -> Bool {
+        if let last = lastCachePrune, ContinuousClock.now - last < .seconds(300) { return false }
+        lastCachePrune = .now
+        return true
+    }
 
     nonisolated func perform(_ run: RunRecord) async {
         let logger = self.logger.for(run)
@@ -66,6 +87,7 @@ public actor BuilderStage: Service {
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }
+        if await shouldPruneCache(), let retention { await retention.pruneBuildCache() }
     }
 
     /// Logs a run's end (or hand-over) and counts it.

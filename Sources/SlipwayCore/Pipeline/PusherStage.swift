@@ -13,14 +13,16 @@ public actor PusherStage: Service {
     let logger: Logger
     /// The builder's end: until then a shutdown still pushes what it builds within its grace.
     let upstreamFinished: StopFlag
+    let retention: Retention?
 
     /// How many pushes run now.
     public private(set) var running = 0
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, control: RunControl,
-        logger: Logger, upstreamFinished: StopFlag = StopFlag()
+        logger: Logger, upstreamFinished: StopFlag = StopFlag(), retention: Retention? = nil
     ) {
+        self.retention = retention
         self.upstreamFinished = upstreamFinished
         self.runs = runs
         self.executor = executor
@@ -54,7 +56,9 @@ public actor PusherStage: Service {
             return
         }
         do {
-            BuilderStage.report(try await runs.apply(outcome.input, to: run.number, facts: outcome.facts), logger: logger)
+            let record = try await runs.apply(outcome.input, to: run.number, facts: outcome.facts)
+            BuilderStage.report(record, logger: logger)
+            if record.status == .succeeded, let retention { await retention.pruneImages(task: run.task) }
         } catch {
             logger.error("cannot record the push's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }

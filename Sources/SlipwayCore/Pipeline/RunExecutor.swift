@@ -7,6 +7,7 @@ public struct BuildEnvironment: Sendable {
     public var dataDirectory: String
     public var settings: SlipwayConfig.BuildSettings
     public var registries: [SlipwayConfig.RegistryCredential]
+    public var retention: SlipwayConfig.RetentionSettings
     /// The daemon's PATH and DOCKER_HOST: the only variables children inherit.
     public var path: String
     public var dockerHost: String?
@@ -19,6 +20,7 @@ public struct BuildEnvironment: Sendable {
         dataDirectory = config.dataDirectory
         settings = config.builds
         registries = config.registries
+        retention = config.retention
         self.path = path ?? "/usr/local/bin:/usr/bin:/bin"
         self.dockerHost = dockerHost
     }

@@ -100,6 +100,8 @@ public enum RunStateMachine {
         case retryPush(requestedBy: String)
         /// The daemon restarted while the run was held by a stage.
         case restart
+        /// A queued run cannot start yet (disk space): the reason says why.
+        case hold(reason: String)
     }
 
     /// An input the current state does not allow, said so an operator understands it.
@@ -122,6 +124,8 @@ public enum RunStateMachine {
     public static func transition(_ state: RunState, _ input: Input) throws(IllegalTransition) -> RunState {
         var next = state
         switch (state.phase, input) {
+        case (.queued, .hold(let reason)):
+            next.reason = reason
         case (.queued, .claimForBuild):
             next = RunState(status: .running, phase: .building, kind: .build, step: .fetch)
         case (.building, .enterStep(let step)) where step != .push:

@@ -179,6 +179,14 @@ public struct RunStore: Sendable {
         }
     }
 
+    /// Queued runs that cannot start now get `reason` (once: runs already saying so are left alone).
+    public func holdQueued(reason: String) async throws(DatabaseError) {
+        try await database.write { db in
+            let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' AND s.reason <> ?").bind([.text(reason)]).rows(Self.readRun)
+            for run in queued { try Self.apply(.hold(reason: reason), to: run, db: db) }
+        }
+    }
+
     /// The pusher's queue: moves up to `limit` runs waiting for a push slot, oldest wait first, to `pushing`.
     public func claimForPush(limit: Int) async throws(DatabaseError) -> [RunRecord] {
         guard limit > 0 else { return [] }

@@ -48,6 +48,17 @@ public enum SlipwayMetrics {
         timer.recordNanoseconds(Int64(seconds * 1e9))
     }
 
+    /// Free bytes where builds write (`data_dir`, or an engine).
+    public static func diskFree(where place: String, bytes: Int64) {
+        Gauge(label: "slipway_disk_free_bytes", dimensions: [("where", place)]).record(bytes)
+    }
+
+    /// What a cleanup removed (`run_logs`, `images`, `build_cache`): how many things and bytes.
+    public static func retention(_ what: String, removed: Int, bytes: Int64) {
+        counter("slipway_retention_removed_total", [("what", what)]).increment(by: Int64(removed))
+        counter("slipway_retention_freed_bytes_total", [("what", what)]).increment(by: bytes)
+    }
+
     public static func queue(queued: Int, running: Int) {
         Gauge(label: "slipway_runs_queued").record(queued)
         Gauge(label: "slipway_runs_running").record(running)

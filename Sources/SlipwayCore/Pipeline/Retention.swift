@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// What `retention:` removes: old runs' local images, the build cache beyond its size, old run logs.
+public struct Retention: Sendable {
+    let runs: RunStore
+    let environment: @Sendable () -> BuildEnvironment
+    let logger: Logger
+
+    public init(runs: RunStore, environment: @escaping @Sendable () -> BuildEnvironment, logger: Logger) {
+        self.runs = runs
+        self.environment = environment
+        self.logger = logger
+    }
+
+    func docker(_ args: [String], _ env: BuildEnvironment) async -> (ok: Bool, output: [String]) {
+        var vars = ["PATH": env.path, "HOME": env.dataDirectory + "/tmp", "LC_ALL": "C", "DOCKER_CONFIG": env.dataDirectory + "/tmp/retention-docker"]
+        if let host = env.dockerHost { vars["DOCKER_HOST"] = host }
+        let lines = LineCollector()
+        let outcome = try? await ProcessRunner.run(Command(env.settings.docker, args, environment: vars), deadline: .now + .seconds(120)) {
+            lines.append($0)
+        }
+        return (outcome?.succeeded ?? false, lines.lines)
+    }
+
+    /// After a push of `task`: removes the tags of its runs older than the newest `keep_images`
+    /// (whatever their status). A tag a kept run of any task uses stays; so do the images of a
+    /// run whose push failed less than a day ago (`retry-push` needs them).
+    public func pruneImages(task: String) async {
+        let env = environment()
+        let keep = env.retention.keepImages
+        guard let history = try? await runs.list(task: task, top: 10_000), history.count > keep else { return }
+        var protected = Set<String>()
+        for other in Set((try? await runs.list(top: 10_000))?.map(\.task) ?? []) {
+            for run in (try? await runs.list(task: other, top: keep)) ?? [] { protected.formUnion(run.images.map(\.tag)) }
+        }
+        let dayAgo = Timestamp(milliseconds: Timestamp.now().milliseconds - 86_400_000).iso8601
+        var remove: [String] = []
+        for run in history.dropFirst(keep) {
+            let retryable = run.status != .succeeded && run.step == .push && run.images.contains { $0.digest.isEmpty }
+            if retryable && run.createdAt > dayAgo { continue }
+            for image in run.images where !protected.contains(image.tag) && !remove.contains(image.tag) { remove.append(image.tag) }
+        }
+        var removed: [String] = []
+        for tag in remove {
+            let result = await docker(["rmi", tag], env)
+            if result.ok { removed.append(tag) }
+        }
+        if !removed.isEmpty {
+            SlipwayMetrics.retention("images", removed: removed.count, bytes: 0)
+            logger.notice(
+                "retention: removed old runs' images", metadata: ["task": "\(task)", "images": "\(removed.joined(separator: ","))", "keep": "\(keep)"])
+        }
+    }
+
+    /// Prunes the build cache down to `retention.build_cache` (BuildKit), or dangling images (legacy builder).
+    public func pruneBuildCache() async {
+        let env = environment()
+        let args =
+            env.settings.buildkit
+            ? ["builder", "prune", "--force", "--keep-storage", "\(env.retention.buildCache)"] : ["image", "prune", "--force"]
+        let result = await docker(args, env)
+        let reclaimed = result.output.last { $0.contains("reclaimed") } ?? ""
+        if result.ok {
+            SlipwayMetrics.retention("build_cache", removed: 1, bytes: Self.bytes(in: reclaimed))
+            logger.info("retention: build cache pruned", metadata: ["kept": "\(SizeParser.format(env.retention.buildCache))", "result": "\(reclaimed)"])
+        }
+    }
+
+    /// `Total reclaimed space: 1.2GB` → bytes.
+    static func bytes(in line: String) -> Int64 {
+        guard let colon = line.lastIndex(of: ":") else { return 0 }
+        return (try? SizeParser.parse(String(line[line.index(after: colon)...]).replacingOccurrences(of: " ", with: ""))) ?? 0
+    }
+
+    /// Deletes the logs of finished runs older than `retention.run_logs`, leaving a tombstone so
+    /// `slipway logs` can say what happened. Returns the run IDs whose logs were removed.
+    @discardableResult
+    public func pruneRunLogs(now: Date = Date()) async -> [String] {
+        let env = environment()
+        let folder = env.dataDirectory + "/runs"
+        let limit = Double(env.retention.runLogs.components.seconds)
+        var removed: [String] = []
+        var bytes: Int64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".log") {
+            let path = "\(folder)/\(name)"
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                let modified = attributes[.modificationDate] as? Date, now.timeIntervalSince(modified) > limit
+            else { continue }
+            let runID = String(name.dropLast(4))
+            guard let run = try? await runs.run(runID), run.status.isFinal else { continue }
+            let tombstone = Self.tombstone(folder: folder, runID: runID)
+            FileManager.default.createFile(
+                atPath: tombstone, contents: Data("removed \(Timestamp.now().iso8601) (retention.run_logs \(DurationParser.format(env.retention.runLogs)))\n".utf8))
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                removed.append(runID)
+                bytes += (attributes[.size] as? Int64) ?? Int64((attributes[.size] as? Int) ?? 0)
+            }
+        }
+        if !removed.isEmpty {
+            SlipwayMetrics.retention("run_logs", removed: removed.count, bytes: bytes)
+            logger.notice(
+                "retention: old run logs removed",
+                metadata: ["runs": "\(removed.count)", "bytes": "\(bytes)", "older_than": "\(DurationParser.format(env.retention.runLogs))"])
+        }
+        return removed
+    }
+
+    public static func tombstone(folder: String, runID: String) -> String { "\(folder)/\(runID).log.removed" }
+}
+
+/// Output lines of a command, collected from its reader tasks.
+final class LineCollector: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+    var lines: [String] { storage.withLock { $0 } }
+}

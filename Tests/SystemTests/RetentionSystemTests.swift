@@ -1,0 +1,82 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `retention:` on the real parts: images, run logs, the disk guard.
+@Suite(.serialized, .enabled(if: TestEnvironment.shouldRun, TestEnvironment.skipMessage))
+struct RetentionSystemTests {
+    static func localTags(_ repository: String) throws -> Set<String> {
+        let docker = try TestEnvironment.require("SLIPWAY_TEST_DOCKER")
+        let r = try run(
+            docker, ["image", "ls", "--format", "{{.Tag}}", repository],
+            environment: ["DOCKER_HOST": try TestEnvironment.require("SLIPWAY_TEST_DOCKER_HOST"), "PATH": "/usr/bin:/bin"])
+        return Set(r.out.split(separator: "\n").map(String.init))
+    }
+
+    @Test func keepImagesKeepsTheNewestRunsOnly() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("keep"))
+        _ = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        var config = try TestEnvironment.buildConfig()
+        config += "\nretention: { keep_images: 2 }\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        try daemon.start()
+        for n in 1...6 {
+            let r = try cli(daemon, ["task", "run", "web", "--no-logs"])
+            #expect(r.status == 0, "\(r.err)")
+            #expect(try daemon.waitForRun("sw\(n)").status == "Succeeded", "\(daemon.runLog("sw\(n)"))")
+        }
+        let repository = "\(TestEnvironment.registry)/\(repo.name)"
+        try daemon.waitUntil("old images removed", timeout: 60) { try Self.localTags(repository) == ["sw5", "sw6", "latest"] }
+        #expect(daemon.log.contains("retention: removed old runs' images"))
+        #expect(!(try Self.localTags(TestEnvironment.baseImage.components(separatedBy: ":")[0])).isEmpty, "the base image stays")
+        _ = try cli(daemon, ["task", "run", "web", "--no-logs"])
+        #expect(try daemon.waitForRun("sw7").status == "Succeeded")
+    }
+
+    @Test func oldRunLogsAreRemovedAndLogsSaysWhy() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("logs"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        var config = try TestEnvironment.buildConfig()
+        config += "\nretention: { run_logs: \"1s\" }\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        try daemon.start()
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        #expect(try daemon.waitForRun("sw1").status == "Succeeded")
+        try daemon.waitUntil("the log removed", timeout: 30) { !FileManager.default.fileExists(atPath: daemon.dir + "/data/runs/sw1.log") }
+        let logs = try cli(daemon, ["logs", "--run-id", "sw1"])
+        #expect(logs.status == 0 && logs.out.contains("removed by retention"), "\(logs.out) \(logs.err)")
+        #expect(try cli(daemon, ["run", "show", "sw1"]).out.contains("Succeeded"), "the run row stays")
+    }
+
+    @Test func lowDiskHoldsBuildsUntilSpaceReturns() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("disk"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        var config = try TestEnvironment.buildConfig()
+        config += "\nretention: { min_free_disk: \"40MB\" }\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        let data = daemon.dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", data])
+        #expect(mounted.status == 0, "\(mounted.err)")
+        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        let filler = data + "/filler"
+        FileManager.default.createFile(atPath: filler, contents: Data(count: 40 * 1024 * 1024))
+        try daemon.start()
+        let health = try RawHTTPClient(port: daemon.port).request("GET", "/healthz")
+        #expect(health.status == 200 && health.json["disk"] as? String == "low", "\(String(decoding: health.body, as: UTF8.self))")
+        let seq = try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        #expect(seq > 0, "the delivery is accepted although builds wait")
+        try daemon.waitUntil("the reason recorded", timeout: 30) { try daemon.runs().first?.reason.contains("min_free_disk") == true }
+        #expect(try daemon.runs().first?.status == "Queued")
+        #expect(try daemon.runs().first?.reason.contains(data) == true, "the reason names the disk")
+        try FileManager.default.removeItem(atPath: filler)
+        let done = try daemon.waitForRun("sw1", timeout: 60)
+        #expect(done.status == "Succeeded", "\(daemon.runLog("sw1"))")
+        #expect(daemon.log.contains("disk space is back"))
+        #expect(try daemon.storedDeliveries().count == 1, "every acknowledged delivery is in the log")
+    }
+}
