@@ -17,11 +17,14 @@ public struct AdminController: Sendable {
     /// The daemon's one reload (the same as SIGHUP): validate, swap, re-read the webhook secrets, log.
     let reload: @Sendable () -> Result<SlipwayConfig, ConfigErrors>
     let logger: Logger
+    let baseImages: BaseImageStore?
 
     public init(
         config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
-        pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger
+        pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger,
+        baseImages: BaseImageStore? = nil
     ) {
+        self.baseImages = baseImages
         self.config = config
         self.reload = reload
         self.log = log
@@ -101,8 +104,11 @@ public struct AdminController: Sendable {
         var docs: [AdminAPI.Task] = []
         for task in config.tasks {
             let last = try await runs.list(task: task.name, top: 1).first
-            docs.append(
-                AdminAPI.Task(task, defaultTimeout: config.current.builds.defaultTimeout, tasksDirectory: tasksDirectory, lastRun: last))
+            var doc = AdminAPI.Task(task, defaultTimeout: config.current.builds.defaultTimeout, tasksDirectory: tasksDirectory, lastRun: last)
+            doc.baseImages = try await baseImages?.watched(task: task.name).map {
+                AdminAPI.BaseImage(image: $0.image, digest: $0.digest, runId: $0.runId, checkedAt: $0.checkedAt)
+            }
+            docs.append(doc)
         }
         return docs
     }

@@ -69,8 +69,19 @@ struct Daemon {
         let pushWake = CommitSignal()
         let control = RunControl()
         let processEnvironment = ProcessInfo.processInfo.environment
+        let baseImages = BaseImageStore(database: database)
         let executor = RunExecutor(
-            environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger)
+            environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger,
+            baseImages: baseImages)
+        let resolveHead: @Sendable (TaskDefinition) async -> (commit: String?, error: String?) = { task in
+            do {
+                return (try await executor.resolveBranch(task: task, branch: task.context.branch), nil)
+            } catch let failure as StepFailure {
+                return (nil, failure.reason)
+            } catch {
+                return (nil, "\(error)")
+            }
+        }
         let disk = DiskGuard()
         disk.check(config.dataDirectory, minimum: config.retention.minFreeDisk)
         if let low = disk.low { logger.warning("no new build starts: \(low)") }
@@ -83,7 +94,7 @@ struct Daemon {
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
-            logger: logger)
+            logger: logger, baseImages: baseImages)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -113,18 +124,10 @@ struct Daemon {
                 services: [
                     .init(service: EventLogService(database: database, logger: logger)),
                     .init(service: MatcherService(log: log, runs: runs, tasks: { store.tasks }, logger: logger, onQueued: { wake.bump() })),
+                    .init(service: ScheduleService(log: log, tasks: { store.tasks }, resolve: resolveHead, logger: logger)),
                     .init(
-                        service: ScheduleService(
-                            log: log, tasks: { store.tasks },
-                            resolve: { task in
-                                do {
-                                    return (try await executor.resolveBranch(task: task, branch: task.context.branch), nil)
-                                } catch let failure as StepFailure {
-                                    return (nil, failure.reason)
-                                } catch {
-                                    return (nil, "\(error)")
-                                }
-                            }, logger: logger)),
+                        service: BaseImageService(
+                            store: baseImages, log: log, config: { store.current }, resolve: resolveHead, logger: logger)),
                     // The pusher before the builder: shutdown runs in reverse order, so the builder
                     // drains first and the pusher still pushes what it finishes within the grace.
                     .init(

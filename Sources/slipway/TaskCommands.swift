@@ -148,6 +148,17 @@ func showTask(_ client: AdminClient, name: String, output: OutputFormat) throws 
         "Defined in   \(task.definedIn)\(task.editable ? "" : " (not editable from the CLI)")",
     ]
     if let run = task.lastRun { lines.append("Last run     \(run.id) \(run.status) \(Formatting.relative(run.updatedAt))") }
+    if let trigger = task.trigger {
+        var parts = ["branches \(trigger.branches.joined(separator: ", "))"]
+        if !trigger.tags.isEmpty { parts.append("tags \(trigger.tags.joined(separator: ", "))") }
+        if let prs = trigger.pullRequests { parts.append("pull requests into \(prs.joined(separator: ", "))") }
+        if !trigger.schedule.isEmpty { parts.append("schedule \(trigger.schedule.joined(separator: "; ")) (UTC)") }
+        parts.append(trigger.baseImage ? "base image updates" : "no base image trigger")
+        lines.append("Triggers     \(parts.joined(separator: "; "))")
+    }
+    for image in task.baseImages ?? [] {
+        lines.append("Base image   \(image.image) \(image.digest) (from \(image.runId), checked \(Formatting.relative(image.checkedAt)))")
+    }
     FileHandleOutput.stdout(lines.joined(separator: "\n"))
 }
 

@@ -36,12 +36,13 @@ final class FakeTools: PipelineTools, Sendable {
     func checkout(_ job: JobContext, url: String, commit: String, into workspace: String) async throws { record(job, "checkout") }
     func build(
         _ job: JobContext, task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]
-    ) async throws {
+    ) async throws -> [String] {
         record(job, "build-start")
         if let buildCommand {
             try await job.steps.run(Command(buildCommand[0], Array(buildCommand.dropFirst()), environment: ["PATH": "/usr/bin:/bin"]), step: "build")
         }
         record(job, "build-end")
+        return []
     }
     func push(_ job: JobContext, tags: [String]) async throws -> [(String, String)] {
         record(job, "push-start")

@@ -192,6 +192,64 @@ struct StageSystemTests {
         return try db.prepare("SELECT COUNT(*) FROM events WHERE event_type = 'schedule'").rows { $0.int(0) }.first ?? 0
     }
 
+    /// docker against the test dockerd, logged in to the test registry through a DOCKER_CONFIG of its own.
+    static func docker(_ args: [String], config: String) throws -> (status: Int32, out: String, err: String) {
+        let user = try TestEnvironment.require("SLIPWAY_TEST_REGISTRY_USER")
+        let auth = Data("\(user):\(TestEnvironment.registryPassword)".utf8).base64EncodedString()
+        try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+        try #"{"auths":{"\#(TestEnvironment.registry)":{"auth":"\#(auth)"}}}"#.write(toFile: config + "/config.json", atomically: true, encoding: .utf8)
+        return try run(
+            try TestEnvironment.require("SLIPWAY_TEST_DOCKER"), args,
+            environment: [
+                "DOCKER_HOST": try TestEnvironment.require("SLIPWAY_TEST_DOCKER_HOST"), "DOCKER_CONFIG": config, "PATH": "/usr/bin:/bin",
+                "DOCKER_BUILDKIT": "0",
+            ])
+    }
+
+    /// Builds `FROM busybox` plus `step` as `image` and pushes it to the test registry.
+    static func publishBase(_ image: String, step: String, scratch: String) throws {
+        let context = scratch + "/base-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: context, withIntermediateDirectories: true)
+        try "FROM \(TestEnvironment.baseImage)\n\(step)\n".write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        let build = try docker(["build", "--network", "none", "-t", image, context], config: scratch + "/docker")
+        #expect(build.status == 0, "\(build.err)")
+        let push = try docker(["push", image], config: scratch + "/docker")
+        #expect(push.status == 0, "\(push.err)")
+    }
+
+    @Test func aNewBaseImageRebuildsTheTasksBuiltOnIt() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("based"))
+        let scratch = "/tmp/slipway-base-\(UUID().uuidString.prefix(6))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let base = "\(TestEnvironment.registry)/\(repo.name)-base:1"
+        try Self.publishBase(base, step: "RUN echo one > /base-version", scratch: scratch)
+        let sha = try repo.commit([
+            "app/Dockerfile": "ARG BASE=\(base)\nFROM $BASE\nRUN cat /base-version\nCOPY hello.txt /hello.txt\n", "app/hello.txt": "x",
+        ])
+        var config = try TestEnvironment.buildConfig()
+        config = config.replacingOccurrences(of: "default_timeout: \"5m\"", with: "default_timeout: \"5m\", base_image_poll: \"2s\"")
+        config += "\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        try daemon.start()
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        #expect(try daemon.waitForRun("sw1").status == "Succeeded", "\(daemon.runLog("sw1"))")
+        let show = try cli(daemon, ["task", "show", "web", "--output", "json"])
+        let task = try AdminAPI.decoder.decode(AdminAPI.Task.self, from: Data(show.out.utf8))
+        #expect(task.baseImages?.map(\.image) == [base], "\(show.out)")
+        #expect(task.baseImages?.first?.digest.hasPrefix("sha256:") == true)
+        #expect(try cli(daemon, ["task", "show", "web"]).out.contains("Base image   \(base) sha256:"))
+        // A new base image under the same tag: one poll later the task is rebuilt.
+        try Self.publishBase(base, step: "RUN echo two > /base-version", scratch: scratch)
+        try daemon.waitUntil("a base-image run", timeout: 60) { try daemon.runs().count >= 2 }
+        let rebuilt = try daemon.waitForRun("sw2")
+        #expect(rebuilt.status == "Succeeded", "\(daemon.runLog("sw2"))")
+        #expect(daemon.runLog("sw2").contains("two"), "built on the new base")
+        let run = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw2", "--output", "json"]).out.utf8))
+        #expect(run.trigger == "base-image" && run.commit == sha)
+        usleep(5_000_000)
+        #expect(try daemon.runs().count == 2, "one change, one rebuild")
+    }
+
     static func registryTags(_ name: String) throws -> [String] {
         let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8)
             .base64EncodedString()

@@ -29,6 +29,31 @@ public enum AdminAPI {
         /// Defined in `tasks.d/NAME.yaml`, so `task update`/`delete` may change it.
         public var editable: Bool
         public var lastRun: Run?
+        /// What triggers it besides manual runs.
+        public var trigger: Trigger? = nil
+        /// Base images its last successful build pulled, with the digest last seen in their registry.
+        public var baseImages: [BaseImage]? = nil
+    }
+
+    public struct Trigger: Codable, Sendable, Equatable {
+        public var branches: [String]
+        public var tags: [String]
+        public var pullRequests: [String]?
+        public var baseImage: Bool
+        public var schedule: [String]
+    }
+
+    public struct BaseImage: Codable, Sendable, Equatable {
+        public var image: String
+        public var digest: String
+        public var runId: String
+        public var checkedAt: String
+        public init(image: String, digest: String, runId: String, checkedAt: String) {
+            self.image = image
+            self.digest = digest
+            self.runId = runId
+            self.checkedAt = checkedAt
+        }
     }
 
     public struct Run: Codable, Sendable, Equatable {
@@ -132,7 +157,10 @@ extension AdminAPI.Task {
             name: task.name, context: task.context.description, dockerfile: task.dockerfile, tags: task.tags, push: task.push,
             enabled: task.enabled, timeout: DurationParser.format(task.timeout ?? defaultTimeout),
             definedIn: "\(task.definedIn):\(task.line)", editable: task.definedIn.hasPrefix(tasksDirectory),
-            lastRun: lastRun.map(AdminAPI.Run.init))
+            lastRun: lastRun.map(AdminAPI.Run.init),
+            trigger: AdminAPI.Trigger(
+                branches: task.branchGlobs, tags: task.trigger.tags, pullRequests: task.trigger.pullRequestBranches,
+                baseImage: task.trigger.baseImage, schedule: task.trigger.schedule.map(\.text)))
     }
 }
 

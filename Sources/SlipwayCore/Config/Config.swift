@@ -52,6 +52,8 @@ public struct SlipwayConfig: Sendable {
         public var buildkit: Bool
         /// On SIGTERM, how long running builds may finish before they are stopped (and resumed at the next start).
         public var stopGrace: Duration
+        /// How often base images' registries are asked for their current digest; nil = never.
+        public var baseImagePoll: Duration? = .seconds(300)
     }
 
     public struct PushSettings: Sendable {
@@ -75,6 +77,8 @@ public struct SlipwayConfig: Sendable {
         public var server: String
         public var username: String
         public var passwordFile: String
+        /// Plain HTTP for this registry (loopback registries use it anyway).
+        public var insecure: Bool = false
     }
 
     public struct TLSFiles: Sendable {

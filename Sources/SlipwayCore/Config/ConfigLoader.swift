@@ -7,8 +7,8 @@ import Yams
 public enum ConfigLoader {
     static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
-    static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace"]
-    static let registryKeys = ["server", "username", "password_file"]
+    static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace", "base_image_poll"]
+    static let registryKeys = ["server", "username", "password_file", "insecure"]
     static let taskKeys = [
         "name", "context", "dockerfile", "tags", "git_token_file", "build_args", "secret_build_args", "paths",
         "push", "no_cache", "timeout", "enabled", "trigger",
@@ -101,6 +101,9 @@ public enum ConfigLoader {
             if let s = keys["network"]?.nonEmptyString() { builds.network = s }
             if let b = keys["buildkit"]?.bool { builds.buildkit = b }
             if let d = keys["stop_grace"]?.duration { builds.stopGrace = d }
+            if let node = keys["base_image_poll"], let text = node.nonEmptyString() {
+                builds.baseImagePoll = text == "0" ? nil : node.duration  // 0 turns polling off
+            }
         }
 
         var pushes = SlipwayConfig.PushSettings()
@@ -128,7 +131,7 @@ public enum ConfigLoader {
             let password = path(required(keys, "password_file", in: item))
             if let password { keys["password_file"]?.checkSecretFile(password) }
             if let server, let username, let password {
-                registries.append(.init(server: server, username: username, passwordFile: password))
+                registries.append(.init(server: server, username: username, passwordFile: password, insecure: keys["insecure"]?.bool ?? false))
             }
         }
 

@@ -82,7 +82,7 @@ struct DockerSteps: Sendable {
     func build(
         task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String],
         scope: RegistryScope = .tagsAndBaseImages
-    ) async throws {
+    ) async throws -> [String] {
         let context = try Self.contained(task.context.folder, in: workspace, what: "context folder", directory: true)
         let dockerfilePath = task.context.folder.isEmpty ? task.dockerfile : "\(task.context.folder)/\(task.dockerfile)"
         let dockerfile = try Self.contained(dockerfilePath, in: workspace, what: "dockerfile", shown: task.dockerfile, directory: false)
@@ -115,9 +115,26 @@ struct DockerSteps: Sendable {
         let command = Command(environment.settings.docker, args, environment: env, workingDirectory: context)
         do {
             try await steps.run(command, step: "build")
+            return await fromRegistries(baseImages)
         } catch let failure as StepFailure where failure.status == .failed {
             throw await classify(failure)
         }
+    }
+
+    /// The base images the engine got from a registry (a locally made or imported image has no
+    /// repo digest: no registry can tell us when it changes).
+    func fromRegistries(_ images: [String]) async -> [String] {
+        var out: [String] = []
+        for image in images {
+            let inspect = Command(
+                environment.settings.docker, ["image", "inspect", "--format", "{{len .RepoDigests}}", image], environment: dockerEnvironment)
+            if let lines = try? await steps.run(inspect, step: "build", quiet: true), lines.first?.trimmingCharacters(in: .whitespaces) != "0" {
+                out.append(image)
+            } else {
+                steps.log.line("base image \(image) is not from a registry: not watched for updates")
+            }
+        }
+        return out
     }
 
     /// A failed docker command is the build's fault (`Failed`) only if dockerd is still there: when

@@ -33,9 +33,11 @@ public protocol PipelineTools: Sendable {
     func fetch(_ job: JobContext, url: String, commit: String) async throws
     /// Writes the files of exactly `commit` into `workspace`.
     func checkout(_ job: JobContext, url: String, commit: String, into workspace: String) async throws
-    /// Builds the image of `task` from `workspace`, tagged with every tag.
+    /// Builds the image of `task` from `workspace`, tagged with every tag; returns the image
+    /// references its Dockerfile pulls (`FROM`, `COPY --from=`).
+    @discardableResult
     func build(_ job: JobContext, task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String])
-        async throws
+        async throws -> [String]
     /// Pushes each tag; returns (tag, digest) for each.
     func push(_ job: JobContext, tags: [String]) async throws -> [(String, String)]
     /// The commit `branch` points at on the remote (`git ls-remote`).
@@ -64,7 +66,7 @@ public struct GitDockerTools: PipelineTools {
 
     public func build(
         _ job: JobContext, task: TaskDefinition, workspace: String, tags: [String], commit: String, url: String, values: [String: String]
-    ) async throws {
+    ) async throws -> [String] {
         try await docker(job).build(
             task: task, workspace: workspace, tags: tags, commit: commit, url: url, values: values, scope: job.registryScope)
     }

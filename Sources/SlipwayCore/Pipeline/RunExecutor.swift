@@ -35,13 +35,16 @@ public struct RunExecutor: Sendable {
     let tools: any PipelineTools
     let mirrors: KeyedLock
     let logger: Logger
+    /// Where the base images of successful builds are recorded for the base-image trigger.
+    let baseImages: BaseImageStore?
 
     public typealias Outcome = (input: RunStateMachine.Input, facts: RunFacts)
 
     public init(
         environment: @escaping @Sendable () -> BuildEnvironment, tools: any PipelineTools = GitDockerTools(), mirrors: KeyedLock = KeyedLock(),
-        logger: Logger
+        logger: Logger, baseImages: BaseImageStore? = nil
     ) {
+        self.baseImages = baseImages
         self.environment = environment
         self.tools = tools
         self.mirrors = mirrors
@@ -165,13 +168,16 @@ public struct RunExecutor: Sendable {
             durations.append(
                 ("checkout", try await timed { try await tools.checkout(job, url: run.repoURL, commit: run.commit, into: workspace) }))
             await enterStep(.build)
+            var pulled: [String] = []
             durations.append(
                 (
                     "build",
                     try await timed {
-                        try await tools.build(job, task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
+                        pulled = try await tools.build(
+                            job, task: task, workspace: workspace, tags: tags, commit: run.commit, url: run.repoURL, values: values)
                     }
                 ))
+            if pullRequest == nil { await watchBaseImages(pulled, run: run, task: task, job: job) }
         } catch {
             return ended(error, run: run, log: log, handle: handle, facts: RunFacts(durationsJSON: Self.json(durations)))
         }
@@ -183,6 +189,28 @@ public struct RunExecutor: Sendable {
         }
         log.line("Built in \(String(format: "%.1f", total))s; waiting for a push slot")
         return (.built, RunFacts(durationsJSON: Self.json(durations), digestsJSON: Self.imagesJSON(tags: tags, pushed: [])))
+    }
+
+    /// Records the digest each base image has in its registry now, for `trigger.base_image`.
+    func watchBaseImages(_ images: [String], run: RunRecord, task: TaskDefinition, job: JobContext) async {
+        guard let baseImages, task.trigger.baseImage else { return }
+        let client = RegistryClient(registries: job.environment.registries)
+        var watched: [(image: String, digest: String)] = []
+        for image in images {
+            guard let ref = RegistryClient.Reference(image), !ref.isDigest else { continue }
+            do {
+                let digest = try await client.digest(of: image)
+                watched.append((image, digest))
+                job.log.line("base image \(image) is \(digest) in its registry: watched for updates")
+            } catch {
+                job.log.line("base image \(image) is not watched for updates: \(error.description)")
+            }
+        }
+        do {
+            try await baseImages.record(task: task.name, runID: run.runID, images: watched)
+        } catch {
+            job.log.line("cannot record the base images: \(error)")
+        }
     }
 
     /// Pushes the run's images that have no digest yet: after its build, after a restart, or for
