@@ -250,6 +250,58 @@ struct StageSystemTests {
         #expect(try daemon.runs().count == 2, "one change, one rebuild")
     }
 
+    static func pullRequestPayload(repo: GitRepo, number: Int, sha: String, fork: Bool) -> Data {
+        let head = fork ? "someone/\(repo.name)" : "test/\(repo.name)"
+        let payload: [String: Any] = [
+            "action": "synchronize", "number": number,
+            "pull_request": [
+                "number": number,
+                "head": [
+                    "ref": "feature", "sha": sha,
+                    "repo": ["full_name": head, "clone_url": fork ? "http://127.0.0.1:1/nowhere/\(repo.name).git" : repo.url],
+                ],
+                "base": ["ref": "main", "repo": ["full_name": "test/\(repo.name)", "clone_url": repo.url]],
+            ],
+            "repository": ["full_name": "test/\(repo.name)", "clone_url": repo.url],
+        ]
+        return try! JSONSerialization.data(withJSONObject: payload)
+    }
+
+    @Test func pullRequestsBuildWithoutPushingOrSecrets() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("pr"))
+        _ = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("ARG NPM\nRUN echo \"npm=[$NPM]\"\n"), "app/hello.txt": "x"])
+        // The PR heads exist only as refs/pull/N/head on the base repository, as on GitHub.
+        let own = try repo.commit(["app/hello.txt": "from a branch"], branch: "feature")
+        try repo.git(["push", "--quiet", "--force", repo.bare, "\(own):refs/pull/7/head"], in: repo.work)
+        let forked = try repo.commit(["app/hello.txt": "from a fork"], branch: "fork-feature")
+        try repo.git(["push", "--quiet", "--force", repo.bare, "\(forked):refs/pull/8/head"], in: repo.work)
+        try repo.git(["push", "--quiet", "--force", repo.bare, ":refs/heads/feature", ":refs/heads/fork-feature"], in: repo.work)
+        let secret = "/tmp/slipway-npm-\(UUID().uuidString.prefix(6))"
+        FileManager.default.createFile(atPath: secret, contents: Data("npm-secret-value-123".utf8), attributes: [.posixPermissions: 0o600])
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let task = PipelineSystemTests.task(
+            "web", repo: repo, image: repo.name,
+            extra: "    secret_build_args: { NPM: \"\(secret)\" }\n    trigger: { pull_requests: { branches: [\"main\"] } }\n")
+        let daemon = try PipelineSystemTests.daemon(tasks: [task])
+        let seq = try daemon.push(Self.pullRequestPayload(repo: repo, number: 7, sha: own, fork: false), event: "pull_request")
+        let run = try daemon.waitForRun("sw1")
+        let log = daemon.runLog("sw1")
+        #expect(run.status == "Succeeded" && run.commit == own, "\(log)")
+        #expect(log.contains("npm=[]") && !log.contains("npm-secret-value"), "no secret build args")
+        #expect(log.contains("never pushed") && !log.contains("$ docker push"))
+        #expect(try Self.registryTags(repo.name).isEmpty, "the registry is unchanged")
+        #expect(try daemon.traces(event: seq)["web"]?.contains("pull request #7") == true)
+        let shown = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw1", "--output", "json"]).out.utf8))
+        #expect(shown.trigger == "pull_request" && shown.branch == "feature")
+        // From a fork: fetched from the task's own repository (the fork's URL leads nowhere), no credentials.
+        try daemon.push(Self.pullRequestPayload(repo: repo, number: 8, sha: forked, fork: true), event: "pull_request")
+        let forkRun = try daemon.waitForRun("sw2")
+        let forkLog = daemon.runLog("sw2")
+        #expect(forkRun.status == "Succeeded" && forkRun.commit == forked, "\(forkLog)")
+        #expect(forkLog.contains("from a fork: no registry credentials") && forkLog.contains("registry credentials for: none"))
+        #expect(!forkLog.contains("127.0.0.1:1/nowhere"))
+    }
+
     static func registryTags(_ name: String) throws -> [String] {
         let auth = Data("\(TestEnvironment.values["SLIPWAY_TEST_REGISTRY_USER"] ?? ""):\(TestEnvironment.registryPassword)".utf8)
             .base64EncodedString()

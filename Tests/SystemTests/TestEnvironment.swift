@@ -129,9 +129,9 @@ final class GitRepo {
 extension DaemonProcess {
     /// Sends a signed push and returns the event seq.
     @discardableResult
-    func push(_ body: Data, delivery: String = UUID().uuidString) throws -> Int {
+    func push(_ body: Data, delivery: String = UUID().uuidString, event: String = "push") throws -> Int {
         let r = try RawHTTPClient(port: port).request(
-            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: delivery), body: body)
+            "POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, event: event, delivery: delivery), body: body)
         guard r.status == 202, let seq = r.json["event"] as? Int else {
             throw RawHTTPClient.Failure(description: "push answered \(r.status)")
         }
