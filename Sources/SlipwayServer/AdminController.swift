@@ -18,13 +18,17 @@ public struct AdminController: Sendable {
     let reload: @Sendable () -> Result<SlipwayConfig, ConfigErrors>
     let logger: Logger
     let baseImages: BaseImageStore?
+    let github: GitHubClients?
+    let outbox: StatusOutbox?
 
     public init(
         config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
         pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger,
-        baseImages: BaseImageStore? = nil
+        baseImages: BaseImageStore? = nil, github: GitHubClients? = nil, outbox: StatusOutbox? = nil
     ) {
         self.baseImages = baseImages
+        self.github = github
+        self.outbox = outbox
         self.config = config
         self.reload = reload
         self.log = log
@@ -70,7 +74,9 @@ public struct AdminController: Sendable {
         v1.get("runs/:id") { _, context in
             let id = try context.parameters.require("id")
             guard let run = try await runs.run(id) else { return problem(.notFound, "no run with ID '\(id)'") }
-            return try json(AdminAPI.Run(run))
+            var doc = AdminAPI.Run(run)
+            if let outbox { doc.statuses = try await outbox.statuses(runID: id) }
+            return try json(doc)
         }
         v1.post("runs/:id/cancel") { request, context in try await cancel(request, context) }
         v1.post("runs/:id/retry-push") { request, context in try await retryPush(request, context) }
@@ -91,6 +97,9 @@ public struct AdminController: Sendable {
         }
         v1.post("events/:seq/replay") { _, context in try await replay(context) }
         v1.get("backup") { _, context in try await backup(context) }
+        v1.get("github/hooks") { request, _ in try await hooks(request, action: "list") }
+        v1.post("github/hooks") { request, _ in try await hooks(request, action: "create") }
+        v1.delete("github/hooks") { request, _ in try await hooks(request, action: "delete") }
         v1.post("reload") { _, _ in
             switch reload() {
             case .success(let fresh): return try json(AdminAPI.Reloaded(tasks: fresh.tasks.count))
@@ -272,6 +281,38 @@ public struct AdminController: Sendable {
             AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict.isMatch, reason: $0.verdict.reason, runId: byTask[$0.task])
         }
         return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
+    }
+
+    /// `slipway github hook create|list|delete --repo OWNER/NAME`: the daemon holds the token.
+    func hooks(_ request: Request, action: String) async throws -> Response {
+        guard let repo = request.uri.queryParameters["repo"].map(String.init), repo.split(separator: "/").count == 2 else {
+            return problem(.badRequest, "give --repo OWNER/NAME")
+        }
+        guard config.current.github != nil else { return problem(.conflict, "github: is not configured (github.token_file or github.app)") }
+        guard let manager = github?.hooks else {
+            return problem(.conflict, "public_url is not set: the hook's URL is <public_url>/webhooks/github")
+        }
+        do {
+            switch action {
+            case "create":
+                let (hook, created) = try await manager.createOrUpdate(repo: repo)
+                logger.notice(created ? "github webhook created" : "github webhook updated", metadata: ["repo": "\(repo)", "hook": "\(hook.id)"])
+                return try json(AdminAPI.GitHubHook(hook, repo: repo, created: created), status: created ? .created : .ok)
+            case "delete":
+                guard let hook = try await manager.delete(repo: repo) else {
+                    return problem(.notFound, "\(repo) has no webhook with the URL \(manager.url)")
+                }
+                logger.notice("github webhook deleted", metadata: ["repo": "\(repo)", "hook": "\(hook.id)"])
+                return try json(AdminAPI.GitHubHook(hook, repo: repo, created: false))
+            default:
+                let hook = try await manager.find(repo: repo)
+                return try json(hook.map { [AdminAPI.GitHubHook($0, repo: repo, created: false)] } ?? [])
+            }
+        } catch let failure as HookManager.Failure {
+            return problem(.badGateway, failure.description)
+        } catch let failure as GitHubClient.Failure {
+            return problem(.badGateway, failure.description)
+        }
     }
 
     /// A consistent copy of the whole database, streamed: the daemon makes it (it can read the

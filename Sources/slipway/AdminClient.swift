@@ -119,6 +119,10 @@ struct AdminClient {
         try AdminAPI.decoder.decode(T.self, from: request("GET", path).body)
     }
 
+    func delete<T: Decodable>(_ path: String, as type: T.Type) throws -> T {
+        try AdminAPI.decoder.decode(T.self, from: request("DELETE", path).body)
+    }
+
     func post<T: Decodable>(_ path: String, body: some Encodable, as type: T.Type) throws -> T {
         try AdminAPI.decoder.decode(T.self, from: request("POST", path, body: AdminAPI.encoder.encode(body)).body)
     }

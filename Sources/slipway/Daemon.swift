@@ -92,9 +92,11 @@ struct Daemon {
             disk: disk, retention: retention)
         let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
+        let github = GitHubClients(config: { store.current })
+        let outbox = StatusOutbox(database: database)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
-            logger: logger, baseImages: baseImages)
+            logger: logger, baseImages: baseImages, github: github, outbox: outbox)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -134,6 +136,10 @@ struct Daemon {
                         service: PusherStage(
                             runs: runs, executor: executor, config: { store.current }, wake: pushWake, control: control, logger: logger,
                             upstreamFinished: builder.finished, retention: retention)),
+                    .init(
+                        service: StatusService(
+                            outbox: outbox, client: { github.client }, config: { store.current }, changes: runs.changes, logger: logger)),
+                    .init(service: ReconcileService(hooks: { github.hooks }, log: log, config: { store.current }, logger: logger)),
                     .init(service: RetentionService(retention: retention, disk: disk, config: { store.current }, wake: wake, logger: logger)),
                     .init(service: builder),
                     .init(service: webhook),

@@ -88,6 +88,8 @@ func printRun(_ run: AdminAPI.Run) {
         ("Queued", "\(run.createdAt) (\(Formatting.relative(run.createdAt)))"),
         ("Updated", "\(run.updatedAt) (\(Formatting.relative(run.updatedAt)))"),
     ]
+    if let started = run.startedAt { rows.append(("Started", "\(started) (\(Formatting.relative(started)))")) }
+    if let finished = run.finishedAt { rows.append(("Finished", "\(finished) (\(Formatting.relative(finished)))")) }
     if let event = run.event { rows.append(("Event", "\(event)")) }
     if !run.step.isEmpty { rows.append(("Step", run.step)) }
     if !run.reason.isEmpty { rows.append(("Reason", run.reason)) }
@@ -96,6 +98,17 @@ func printRun(_ run: AdminAPI.Run) {
         if let d = run.durations[step] { rows.append(("Duration \(step)", Formatting.duration(d))) }
     }
     for image in run.images { rows.append(("Image", image.digest.isEmpty ? "\(image.tag) (not pushed)" : "\(image.tag)@\(image.digest)")) }
+    if !run.engine.isEmpty { rows.append(("Engine", run.engine)) }
+    if let who = run.requestedBy { rows.append(("Requested by", who)) }
+    for status in run.statuses ?? [] {
+        let delivery =
+            switch status.delivery {
+            case "delivered": "delivered"
+            case "gave_up": "not delivered: \(status.lastDetail ?? "given up")"
+            default: status.attempts > 0 ? "retrying (\(status.attempts) attempts; \(status.lastDetail ?? ""))" : "pending delivery"
+            }
+        rows.append(("GitHub status", "\(status.context) \(status.state) \"\(status.description)\" — \(delivery)"))
+    }
     let width = rows.map(\.0.count).max() ?? 0
     FileHandleOutput.stdout(rows.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)" }.joined(separator: "\n"))
 }

@@ -149,12 +149,12 @@ import Testing
         }
     }
 
-    @Test(arguments: [("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("90s", 90), ("2h0m5s", 7205)])
+    @Test(arguments: [("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("90s", 90), ("2h0m5s", 7205), ("90d", 7_776_000)])
     func durations(text: String, seconds: Int) throws {
         #expect(try DurationParser.parse(text) == .seconds(seconds))
     }
 
-    @Test(arguments: ["", "10", "1 h", "-5m", "0s", "1d", "m"])
+    @Test(arguments: ["", "10", "1 h", "-5m", "0s", "1w", "m"])
     func badDurations(text: String) {
         #expect(throws: DurationParser.Invalid.self) { try DurationParser.parse(text) }
     }

@@ -79,6 +79,26 @@ public enum AdminAPI {
         public var durations: [String: Double]
         public var durationSeconds: Double
         public var images: [Image]
+        /// Commit statuses sent (or being sent) to GitHub for this run (`run show` only).
+        public var statuses: [CommitStatus]? = nil
+    }
+
+    public struct GitHubHook: Codable, Sendable, Equatable {
+        public var repo: String
+        public var id: Int
+        public var url: String
+        public var events: [String]
+        public var active: Bool
+        public var created: Bool
+
+        public init(_ hook: HookManager.Hook, repo: String, created: Bool) {
+            self.repo = repo
+            self.id = hook.id
+            self.url = hook.url
+            self.events = hook.events
+            self.active = hook.active
+            self.created = created
+        }
     }
 
     public struct Image: Codable, Sendable, Equatable {

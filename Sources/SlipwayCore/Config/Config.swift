@@ -14,6 +14,24 @@ public struct SlipwayConfig: Sendable {
     public var builds: BuildSettings
     public var pushes: PushSettings = PushSettings()
     public var retention: RetentionSettings = RetentionSettings()
+    /// `github:`; nil when absent (nothing about GitHub is required).
+    public var github: GitHubSettings? = nil
+
+    public struct GitHubSettings: Sendable, Equatable {
+        /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise (no trailing `/`).
+        public var apiURL: String = "https://api.github.com"
+        public var tokenFile: String?
+        public var app: App?
+        public var statuses: Bool = true
+        /// Missed deliveries are caught up at start and this often.
+        public var reconcileInterval: Duration = .seconds(600)
+
+        public struct App: Sendable, Equatable {
+            public var id: Int
+            public var installationID: Int
+            public var privateKeyFile: String
+        }
+    }
     public var registries: [RegistryCredential]
     public var tasks: [TaskDefinition]
     public var tls: TLSFiles?

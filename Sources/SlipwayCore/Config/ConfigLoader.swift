@@ -5,7 +5,7 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention", "github"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace", "base_image_poll"]
     static let registryKeys = ["server", "username", "password_file", "insecure"]
@@ -123,6 +123,34 @@ public enum ConfigLoader {
             }
         }
 
+        var github: SlipwayConfig.GitHubSettings?
+        if let node = top["github"], let keys = node.mapping(allowed: ["api_url", "token_file", "app", "statuses", "reconcile_interval"]) {
+            var settings = SlipwayConfig.GitHubSettings()
+            if let u = keys["api_url"], let text = u.nonEmptyString() {
+                if text.hasPrefix("https://") || text.hasPrefix("http://") {
+                    settings.apiURL = text.hasSuffix("/") ? String(text.dropLast()) : text
+                } else {
+                    u.fail("must be an http(s) URL like https://api.github.com or https://HOST/api/v3, got '\(text)'")
+                }
+            }
+            if let t = keys["token_file"], let file = path(t) {
+                t.checkSecretFile(file)
+                settings.tokenFile = file
+            }
+            if let a = keys["app"], let ak = a.mapping(allowed: ["id", "installation_id", "private_key_file"]) {
+                let id = ConfigLoader.required(ak, "id", in: a)?.int(min: 1, max: Int.max)
+                let installation = ConfigLoader.required(ak, "installation_id", in: a)?.int(min: 1, max: Int.max)
+                let key = path(ConfigLoader.required(ak, "private_key_file", in: a))
+                if let key { ak["private_key_file"]?.checkSecretFile(key) }
+                if let id, let installation, let key { settings.app = .init(id: id, installationID: installation, privateKeyFile: key) }
+            }
+            if settings.tokenFile != nil && settings.app != nil { node.fail("give github.token_file or github.app, not both") }
+            if settings.tokenFile == nil && settings.app == nil { node.fail("needs github.token_file (a token) or github.app (a GitHub App)") }
+            if let b = keys["statuses"]?.bool { settings.statuses = b }
+            if let d = keys["reconcile_interval"]?.duration { settings.reconcileInterval = d }
+            github = settings
+        }
+
         var registries: [SlipwayConfig.RegistryCredential] = []
         for item in top["registries"]?.list() ?? [] {
             guard let keys = item.mapping(allowed: registryKeys) else { continue }
@@ -173,6 +201,7 @@ public enum ConfigLoader {
         config.pushes = pushes
         config.publicURL = publicURL
         config.retention = retention
+        config.github = github
         return config
     }
 

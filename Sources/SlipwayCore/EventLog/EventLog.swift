@@ -89,6 +89,28 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// Whether a delivery with this GUID is stored (from any hook).
+    public func hasDelivery(_ guid: String) async throws -> Bool {
+        try await database.read { db in
+            try db.prepare("SELECT 1 FROM events WHERE delivery_id = ? LIMIT 1").bind([.text(guid)]).rows { _ in true }.first ?? false
+        }
+    }
+
+    /// Whether Slipway already asked GitHub to redeliver this GUID (once each).
+    public func wasRedelivered(_ guid: String) async throws -> Bool {
+        try await database.read { db in
+            try db.prepare("SELECT 1 FROM github_redeliveries WHERE guid = ?").bind([.text(guid)]).rows { _ in true }.first ?? false
+        }
+    }
+
+    public func recordRedelivery(_ guid: String, repo: String) async throws {
+        try await database.write { db in
+            try db.prepare("INSERT OR IGNORE INTO github_redeliveries (guid, repo, at) VALUES (?, ?, ?)").bind([
+                .text(guid), .text(repo), .text(Timestamp.now().iso8601),
+            ]).run()
+        }
+    }
+
     /// The highest committed seq (0 when empty).
     public var lastCommittedSeq: Int64 { committed.value }
 

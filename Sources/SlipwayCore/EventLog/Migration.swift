@@ -15,7 +15,7 @@ public struct Migration: Sendable {
 
     /// Every migration Slipway knows, oldest first: the event log's and the pipeline's
     /// (`PipelineSchema`), one numbered sequence. Append; never edit a released one.
-    public static let all: [Migration] = (eventLog + PipelineSchema.migrations + TriggerSchema.migrations).sorted { $0.version < $1.version }
+    public static let all: [Migration] = (eventLog + PipelineSchema.migrations + TriggerSchema.migrations + GitHubSchema.migrations).sorted { $0.version < $1.version }
 
     /// The event log's own tables.
     static let eventLog: [Migration] = [

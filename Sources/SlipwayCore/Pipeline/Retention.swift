@@ -31,16 +31,23 @@ public struct Retention: Sendable {
         let env = environment()
         let keep = env.retention.keepImages
         guard let history = try? await runs.list(task: task, top: 10_000), history.count > keep else { return }
-        var protected = Set<String>()
-        for other in Set((try? await runs.list(top: 10_000))?.map(\.task) ?? []) {
-            for run in (try? await runs.list(task: other, top: keep)) ?? [] { protected.formUnion(run.images.map(\.tag)) }
+        // A tag a newer run (of any task) also has is that run's: `latest` moves forward and is
+        // never removed from under a run that still has to push it.
+        var newestUser: [String: Int64] = [:]
+        for run in (try? await runs.list(top: 10_000)) ?? [] {
+            for image in run.images { newestUser[image.tag] = max(newestUser[image.tag] ?? 0, run.number) }
         }
+        var protected = Set<String>()
+        for run in history.prefix(keep) { protected.formUnion(run.images.map(\.tag)) }
         let dayAgo = Timestamp(milliseconds: Timestamp.now().milliseconds - 86_400_000).iso8601
         var remove: [String] = []
         for run in history.dropFirst(keep) {
             let retryable = run.status != .succeeded && run.step == .push && run.images.contains { $0.digest.isEmpty }
             if retryable && run.createdAt > dayAgo { continue }
-            for image in run.images where !protected.contains(image.tag) && !remove.contains(image.tag) { remove.append(image.tag) }
+            for image in run.images
+            where !protected.contains(image.tag) && !remove.contains(image.tag) && (newestUser[image.tag] ?? 0) <= run.number {
+                remove.append(image.tag)
+            }
         }
         var removed: [String] = []
         for tag in remove {

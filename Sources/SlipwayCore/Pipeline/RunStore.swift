@@ -7,10 +7,19 @@
 public struct RunStore: Sendable {
     public let database: Database
     public let prefix: String
+    /// Bumped after every write: followers of the run states (commit statuses) wake on it.
+    public let changes = CommitSignal()
 
     public init(database: Database, prefix: String) {
         self.database = database
         self.prefix = prefix
+    }
+
+    /// A write of run rows; followers are woken once it is committed.
+    func write<T: Sendable>(durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws(DatabaseError) -> T {
+        let result = try await database.write(durable: durable, body)
+        changes.bump()
+        return result
     }
 
     static let selectRuns = """
@@ -132,7 +141,7 @@ public struct RunStore: Sendable {
         let prefix = self.prefix
         // Derived from the durable log and re-derived after a crash: no fsync of its own (see `Database.write`).
         // A replay (no cursor) is an operator's request, not derived: it is committed durably.
-        return try await database.write(durable: cursor == nil) { db in
+        return try await write(durable: cursor == nil) { db in
             var all: [[String]] = []
             for record in records {
                 var created: [String: String] = [:]
@@ -161,14 +170,14 @@ public struct RunStore: Sendable {
     /// Queues a run outside of matching (manual, retry).
     public func enqueue(_ run: NewRun) async throws(DatabaseError) -> String {
         let prefix = self.prefix
-        return try await database.write { db in try Self.insert(run, prefix: prefix, db: db) }
+        return try await write { db in try Self.insert(run, prefix: prefix, db: db) }
     }
 
     /// The builder's queue: moves up to `limit` queued runs, oldest first, to `Running`
     /// (`building`) on `engine` and returns them.
     public func claimForBuild(limit: Int, engine: String = "local") async throws(DatabaseError) -> [RunRecord] {
         guard limit > 0 else { return [] }
-        return try await database.write { db in
+        return try await write { db in
             let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' ORDER BY r.id LIMIT ?")
                 .bind([.integer(Int64(limit))]).rows(Self.readRun)
             return try queued.map { run in
@@ -181,7 +190,7 @@ public struct RunStore: Sendable {
 
     /// Queued runs that cannot start now get `reason` (once: runs already saying so are left alone).
     public func holdQueued(reason: String) async throws(DatabaseError) {
-        try await database.write { db in
+        try await write { db in
             let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' AND s.reason <> ?").bind([.text(reason)]).rows(Self.readRun)
             for run in queued { try Self.apply(.hold(reason: reason), to: run, db: db) }
         }
@@ -190,7 +199,7 @@ public struct RunStore: Sendable {
     /// The pusher's queue: moves up to `limit` runs waiting for a push slot, oldest wait first, to `pushing`.
     public func claimForPush(limit: Int) async throws(DatabaseError) -> [RunRecord] {
         guard limit > 0 else { return [] }
-        return try await database.write { db in
+        return try await write { db in
             let waiting = try db.prepare(Self.selectRuns + " WHERE s.phase = 'push-wait' ORDER BY s.seq LIMIT ?")
                 .bind([.integer(Int64(limit))]).rows(Self.readRun)
             return try waiting.map { try Self.apply(.claimForPush, to: $0, db: db) }
@@ -200,7 +209,7 @@ public struct RunStore: Sendable {
     /// Appends the transition `input` to the run numbered `number` (as the stage holding it reports).
     @discardableResult
     public func apply(_ input: RunStateMachine.Input, to number: Int64, facts: RunFacts = RunFacts()) async throws -> RunRecord {
-        try await database.write { db in
+        try await write { db in
             guard let run = try Self.find(number: number, db: db) else { throw RunStoreError(message: "run \(number) does not exist") }
             return try Self.apply(input, to: run, facts: facts, db: db)
         }
@@ -216,7 +225,7 @@ public struct RunStore: Sendable {
     /// Queues the push of a run that ended (failed, errored or was canceled) in its push step again;
     /// the pusher pushes the kept images without fetching or building (kind `push-retry`).
     public func requeuePush(_ runID: String, requestedBy who: String) async throws -> PushRetry {
-        try await database.write { db in
+        try await write { db in
             guard let run = try Self.find(runID, db: db) else { return .notFound }
             guard run.images.contains(where: { $0.digest.isEmpty }),
                 let queued = try? Self.apply(.retryPush(requestedBy: who), to: run, db: db)
@@ -229,7 +238,7 @@ public struct RunStore: Sendable {
     /// attempt is queued again once; a run held by the pusher waits for a push slot again, its images kept.
     public func recoverInterrupted() async throws(DatabaseError) -> (interrupted: [String], retried: [String], resumed: [String]) {
         let prefix = self.prefix
-        return try await database.write { db in
+        return try await write { db in
             let held = try db.prepare(Self.selectRuns + " WHERE s.phase IN ('building', 'push-wait', 'pushing') ORDER BY r.id")
                 .rows(Self.readRun)
             var interrupted: [String] = []
@@ -297,7 +306,7 @@ public struct RunStore: Sendable {
     /// Cancels `runID` at once if no stage is working on it (queued, or waiting for a push slot).
     /// Returns the run as it is now and whether this call canceled it (nil when the run is unknown).
     public func cancelIfWaiting(_ runID: String, reason: String) async throws -> (run: RunRecord, canceled: Bool)? {
-        try await database.write { db in
+        try await write { db in
             guard let run = try Self.find(runID, db: db) else { return nil }
             guard run.state.phase == .queued || run.state.phase == .pushWait else { return (run, false) }
             return (try Self.apply(.cancel(reason: reason), to: run, db: db), true)

@@ -59,6 +59,8 @@ public enum SlipwayMetrics {
         counter("slipway_retention_freed_bytes_total", [("what", what)]).increment(by: bytes)
     }
 
+    public static func redelivery() { counter("slipway_github_redeliveries_total", []).increment() }
+
     public static func queue(queued: Int, running: Int) {
         Gauge(label: "slipway_runs_queued").record(queued)
         Gauge(label: "slipway_runs_running").record(running)
