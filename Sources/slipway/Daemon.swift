@@ -70,9 +70,14 @@ struct Daemon {
         let control = RunControl()
         let processEnvironment = ProcessInfo.processInfo.environment
         let baseImages = BaseImageStore(database: database)
+        let github = GitHubClients(config: { store.current })
         let executor = RunExecutor(
             environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger,
-            baseImages: baseImages)
+            baseImages: baseImages,
+            githubToken: {
+                guard let client = github.client else { return nil }
+                return try? await client.token()
+            })
         let resolveHead: @Sendable (TaskDefinition) async -> (commit: String?, error: String?) = { task in
             do {
                 return (try await executor.resolveBranch(task: task, branch: task.context.branch), nil)
@@ -92,7 +97,6 @@ struct Daemon {
             disk: disk, retention: retention)
         let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
-        let github = GitHubClients(config: { store.current })
         let outbox = StatusOutbox(database: database)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },

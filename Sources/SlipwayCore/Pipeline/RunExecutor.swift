@@ -37,14 +37,17 @@ public struct RunExecutor: Sendable {
     let logger: Logger
     /// Where the base images of successful builds are recorded for the base-image trigger.
     let baseImages: BaseImageStore?
+    /// The GitHub token (PAT or app installation token) fetches use when a task has no git_token_file.
+    let githubToken: @Sendable () async -> String?
 
     public typealias Outcome = (input: RunStateMachine.Input, facts: RunFacts)
 
     public init(
         environment: @escaping @Sendable () -> BuildEnvironment, tools: any PipelineTools = GitDockerTools(), mirrors: KeyedLock = KeyedLock(),
-        logger: Logger, baseImages: BaseImageStore? = nil
+        logger: Logger, baseImages: BaseImageStore? = nil, githubToken: @escaping @Sendable () async -> String? = { nil }
     ) {
         self.baseImages = baseImages
+        self.githubToken = githubToken
         self.environment = environment
         self.tools = tools
         self.mirrors = mirrors
@@ -79,12 +82,19 @@ public struct RunExecutor: Sendable {
         try FileText.makeDirectories(scratch, mode: 0o700)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         var masker = SecretMasker()
-        if let file = task.gitTokenFile { masker.add(String(decoding: try FileText.readSecret(file), as: UTF8.self)) }
+        var tokenFile = task.gitTokenFile
+        if let file = tokenFile {
+            masker.add(String(decoding: try FileText.readSecret(file), as: UTF8.self))
+        } else if let token = await githubToken() {
+            masker.add(token)
+            tokenFile = scratch + "/github-token"
+            FileManager.default.createFile(atPath: tokenFile!, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        }
         let log = try RunLog(path: scratch + "/resolve.log", masker: masker, logger: logger)
         let steps = StepRunner(log: log, deadline: .now + .seconds(60), timeoutText: "60s", stop: StopSignal())
         let job = JobContext(
             steps: steps, environment: environment, scratch: scratch, secrets: try RunSecrets(task: nil, registries: []), mirrors: mirrors,
-            gitTokenFile: task.gitTokenFile)
+            gitTokenFile: tokenFile)
         do {
             return try await tools.resolve(job, url: task.context.url, branch: branch)
         } catch let failure as StepFailure {
@@ -93,9 +103,12 @@ public struct RunExecutor: Sendable {
     }
 
     /// A run's log, scratch folder and secrets for one stage; `nil` outcome when they cannot be made.
-    func prepare(_ run: RunRecord, task: TaskDefinition?, handle: RunHandle, stage: String) -> Result<(JobContext, () -> Void), StageFailure> {
+    func prepare(_ run: RunRecord, task: TaskDefinition?, handle: RunHandle, stage: String, gitToken: String? = nil)
+        -> Result<(JobContext, () -> Void), StageFailure>
+    {
         let environment = self.environment()
         var masker = SecretMasker()
+        if let gitToken { masker.add(gitToken) }
         let secrets: RunSecrets
         do {
             secrets = try RunSecrets(task: task, registries: environment.registries)
@@ -115,8 +128,16 @@ public struct RunExecutor: Sendable {
         }
         let timeout = task?.timeout ?? environment.settings.defaultTimeout
         let steps = StepRunner(log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stop: handle.stop)
-        let job = JobContext(
-            steps: steps, environment: environment, scratch: scratch, secrets: secrets, mirrors: mirrors, gitTokenFile: task?.gitTokenFile)
+        var tokenFile = task?.gitTokenFile
+        if tokenFile == nil, let gitToken {
+            // GitHub's token travels to git in a file of the run's scratch (0600), like git_token_file.
+            let file = scratch + "/github-token"
+            guard FileManager.default.createFile(atPath: file, contents: Data(gitToken.utf8), attributes: [.posixPermissions: 0o600]) else {
+                return .failure(StageFailure(reason: "cannot write the GitHub token file in \(scratch)"))
+            }
+            tokenFile = file
+        }
+        let job = JobContext(steps: steps, environment: environment, scratch: scratch, secrets: secrets, mirrors: mirrors, gitTokenFile: tokenFile)
         return .success((job, { try? FileManager.default.removeItem(atPath: scratch) }))
     }
 
@@ -139,7 +160,8 @@ public struct RunExecutor: Sendable {
         }
         var job: JobContext
         let cleanup: () -> Void
-        switch prepare(run, task: task, handle: handle, stage: "build") {
+        let gitToken = task.gitTokenFile == nil ? await githubToken() : nil
+        switch prepare(run, task: task, handle: handle, stage: "build", gitToken: gitToken) {
         case .success(let prepared): (job, cleanup) = prepared
         case .failure(let failure): return (.end(.error, step: .prepare, reason: failure.reason), RunFacts())
         }
