@@ -122,91 +122,50 @@ public struct AdminController: Sendable {
         return docs
     }
 
+    var operations: Operations {
+        Operations(config: config, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, logger: logger)
+    }
+
+    /// Runs an operation, answering its refusal as a problem document.
+    func answer(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
+        } catch let refusal as Operations.Refusal {
+            return problem(refusal.status, refusal.message)
+        }
+    }
+
     func manualRun(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let name = try context.parameters.require("name")
-        guard let task = config.task(named: name) else { return problem(.notFound, "no task named '\(name)'") }
         var request = request
         let body = try await request.collectBody(upTo: 64 * 1024)
         let ask =
             (try? AdminAPI.decoder.decode(AdminAPI.RunRequest.self, from: Data(body.readableBytesView)))
             ?? AdminAPI.RunRequest(branch: nil, commit: nil)
-        if ask.branch != nil && ask.commit != nil { return problem(.badRequest, "give --branch or --commit, not both") }
-        let branch = ask.branch ?? task.context.branch
-        let commit: String
-        if let given = ask.commit {
-            guard TaskMatcher.isCommitSHA(given.lowercased()) else {
-                return problem(.badRequest, "--commit needs a full 40-character SHA, got '\(given)'")
-            }
-            commit = given.lowercased()
-        } else {
-            do {
-                try GitContext.checkBranch(branch)
-                commit = try await executor.resolveBranch(task: task, branch: branch)
-            } catch let failure as StepFailure {
-                return problem(.unprocessableContent, "cannot resolve branch '\(branch)': \(failure.reason)")
-            } catch let invalid as GitContext.Invalid {
-                return problem(.badRequest, invalid.description)
-            }
-        }
         let who = await Self.operatorName(context)
-        let runID = try await runs.enqueue(
-            NewRun(
-                task: task.name, trigger: .manual, eventSeq: nil, repoURL: task.context.url, branch: branch, commit: commit, requestedBy: who))
-        wake.bump()
-        logger.notice(
-            "run queued",
-            metadata: [
-                "run.id": "\(runID)", "task": "\(task.name)", "trigger": "manual", "commit": "\(commit)", "requested_by": "\(who)",
-            ])
-        return try json(AdminAPI.Queued(runId: runID), status: .accepted)
+        return try await answer {
+            let runID = try await operations.queueManualRun(task: name, branch: ask.branch, commit: ask.commit, who: who)
+            return try json(AdminAPI.Queued(runId: runID), status: .accepted)
+        }
     }
 
     func cancel(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         let who = await Self.operatorName(context)
-        let reason = "canceled by \(who)"
-        // A run moves between stages: cancel it where it waits, or stop the stage holding it and
-        // await the end that stage records (no polling). Handed on meanwhile (built → push wait): again.
-        for _ in 0..<3 {
-            guard let (run, canceledNow) = try await runs.cancelIfWaiting(id, reason: reason) else {
-                return problem(.notFound, "no run with ID '\(id)'")
+        return try await answer {
+            guard let run = try await operations.cancel(id, who: who) else {
+                return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
             }
-            if canceledNow {
-                logger.notice("waiting run canceled", metadata: ["run.id": "\(id)", "by": "\(who)"])
-                return try json(AdminAPI.Run(run))
-            }
-            guard !run.status.isFinal else { return problem(.conflict, "run \(id) already ended \(run.status.rawValue)") }
-            let ended = control.requestCancel(id, reason: reason)
-            logger.notice("stopping running run", metadata: ["run.id": "\(id)", "by": "\(who)"])
-            // TERM, then KILL after the grace period: wait a little longer than that for the end.
-            let deadline = ProcessRunner.killGrace + .seconds(10)
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await ended.wait() }
-                group.addTask { try? await Task.sleep(for: deadline) }
-                await group.next()
-                group.cancelAll()
-            }
-            if let now = try await runs.run(id), now.status.isFinal { return try json(AdminAPI.Run(now)) }
-            if !ended.isFired { break }
+            return try json(AdminAPI.Run(run))
         }
-        return problem(.accepted, "cancel of \(id) requested; it has not stopped yet")
     }
 
     /// Queues the push of a run's kept images again, after the registry was down.
     func retryPush(_ request: Request, _ context: SlipwayRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
         let who = await Self.operatorName(context)
-        switch try await runs.requeuePush(id, requestedBy: who) {
-        case .notFound:
-            return problem(.notFound, "no run with ID '\(id)'")
-        case .notRetryable(let run):
-            let state = run.step == .none ? run.status.rawValue : "\(run.status.rawValue) in step \(run.step.rawValue)"
-            return problem(
-                .conflict, "run \(id) is \(state): only a run that ended in its push step, with images left to push, can retry the push")
-        case .queued(let run):
-            pushWake.bump()
-            logger.notice(
-                "push retry queued", metadata: ["run.id": "\(id)", "task": "\(run.task)", "requested_by": "\(who)"])
+        return try await answer {
+            _ = try await operations.retryPush(id, who: who)
             return try json(AdminAPI.Queued(runId: id), status: .accepted)
         }
     }
@@ -260,27 +219,15 @@ public struct AdminController: Sendable {
         return Data(whole)
     }
 
-    /// Matches a stored event again (trigger `replay`): its runs and its new match trace are
-    /// recorded in one transaction, like the matcher's.
     func replay(_ context: SlipwayRequestContext) async throws -> Response {
-        guard let seq = Int64(try context.parameters.require("seq")), let event = try await log.event(seq: seq) else {
+        guard let seq = Int64(try context.parameters.require("seq")) else {
             return problem(.notFound, "no event with seq '\(context.parameters.get("seq") ?? "")'")
         }
         let who = await Self.operatorName(context)
-        var plan = MatcherService.plan(event, tasks: config.tasks, trigger: .replay)
-        for index in plan.runs.indices { plan.runs[index].requestedBy = who }
-        let created =
-            try await runs.recordMatches(
-                [RunStore.MatchRecord(eventSeq: seq, traces: plan.traces, runs: plan.runs)], cursor: nil
-            ).first ?? []
-        let byTask = Dictionary(zip(plan.runs.map(\.task), created), uniquingKeysWith: { a, _ in a })
-        if !created.isEmpty { wake.bump() }
-        logger.notice(
-            "event replayed", metadata: ["event.seq": "\(seq)", "runs": "\(created.joined(separator: ","))", "requested_by": "\(who)"])
-        let trace = plan.traces.map {
-            AdminAPI.TraceEntry(task: $0.task, matched: $0.verdict.isMatch, reason: $0.verdict.reason, runId: byTask[$0.task])
+        return try await answer {
+            let (event, trace) = try await operations.replay(seq, who: who)
+            return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
         }
-        return try json(AdminAPI.Event(event, trace: trace, payload: false), status: .accepted)
     }
 
     /// `slipway github hook create|list|delete --repo OWNER/NAME`: the daemon holds the token.

@@ -31,6 +31,15 @@ struct Daemon {
             throw DaemonError(description: "cannot open the event log \(config.databasePath): \(error)")
         }
         let intake = try Self.intake(for: config, logger: logger)
+        var users: [String: String]?
+        if let ui = config.ui {
+            if let file = ui.usersFile {
+                do { users = try UIController.loadUsers(file) } catch { throw DaemonError(description: "\(error)") }
+            } else if !SlipwayConfig.isLoopback(ui.listen.host) {
+                throw DaemonError(
+                    description: "ui.listen \(ui.listen) is not a loopback address: set ui.users_file (htpasswd -B) so the web page asks for a login")
+            }
+        }
         let certificates: TLSCertificates?
         do {
             certificates = try config.tls.map { files throws(TLSCertificates.Invalid) in try TLSCertificates(files: files) }
@@ -125,6 +134,13 @@ struct Daemon {
         let systemd = SystemdService(
             notifier: notifier, log: log, runs: runs, watchdogInterval: SystemdNotifier.watchdogInterval(environment: environment),
             allowTestHang: environment["SLIPWAY_TEST_HANG"] == "1", logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let ui = config.ui {
+            let operations = Operations(
+                config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, logger: logger)
+            let controller = UIController(config: store, log: log, runs: runs, operations: operations, users: users)
+            services.append(.init(service: UIServer.application(controller: controller, listen: ui.listen, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -150,7 +166,7 @@ struct Daemon {
                     .init(service: AdminServer.application(controller: admin, socketPath: config.adminSocket, logger: logger)),
                     .init(service: reloader),
                     .init(service: systemd),
-                ],
+                ] + services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
@@ -209,6 +225,7 @@ struct Reload: Sendable {
         if running.webhook.maxConnections != fresh.webhook.maxConnections { changed.append("webhook.max_connections") }
         if running.runIDPrefix != fresh.runIDPrefix { changed.append("run_id_prefix") }
         if (running.tls == nil) != (fresh.tls == nil) { changed.append("tls") }
+        if running.ui?.listen != fresh.ui?.listen { changed.append("ui.listen") }
         return changed
     }
 

@@ -148,8 +148,9 @@ func followToTheEnd(_ client: AdminClient, id: String) throws {
 
 /// Writes the run's log to stdout as it arrives.
 func streamLog(_ client: AdminClient, id: String, follow: Bool) throws {
+    // Build output's terminal escapes (colours, cursor moves) are removed: they are not ours to replay.
     try client.request("GET", "/v1/runs/\(id.urlPathEscaped)/log\(follow ? "?follow=1" : "")") { chunk in
-        FileHandleOutput.raw(chunk)
+        FileHandleOutput.raw(Data(TerminalText.strip(String(decoding: chunk, as: UTF8.self)).utf8))
     }
 }
 

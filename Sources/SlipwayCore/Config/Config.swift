@@ -14,6 +14,15 @@ public struct SlipwayConfig: Sendable {
     public var builds: BuildSettings
     public var pushes: PushSettings = PushSettings()
     public var retention: RetentionSettings = RetentionSettings()
+    /// `ui:`; nil when absent (the web page is off).
+    public var ui: UISettings? = nil
+
+    public struct UISettings: Sendable, Equatable {
+        public var listen: ListenAddress
+        /// htpasswd with bcrypt hashes; without it the page only listens on loopback.
+        public var usersFile: String?
+    }
+
     /// `github:`; nil when absent (nothing about GitHub is required).
     public var github: GitHubSettings? = nil
 

@@ -5,7 +5,7 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention", "github"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention", "github", "ui"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace", "base_image_poll"]
     static let registryKeys = ["server", "username", "password_file", "insecure"]
@@ -151,6 +151,17 @@ public enum ConfigLoader {
             github = settings
         }
 
+        var ui: SlipwayConfig.UISettings?
+        if let node = top["ui"], let keys = node.mapping(allowed: ["listen", "users_file"]) {
+            if let l = ConfigLoader.required(keys, "listen", in: node), let text = l.nonEmptyString() {
+                if let address = parseListen(text) {
+                    ui = .init(listen: address, usersFile: path(keys["users_file"]))
+                } else {
+                    l.fail("expected host:port (like 127.0.0.1:8081), got '\(text)'")
+                }
+            }
+        }
+
         var registries: [SlipwayConfig.RegistryCredential] = []
         for item in top["registries"]?.list() ?? [] {
             guard let keys = item.mapping(allowed: registryKeys) else { continue }
@@ -202,6 +213,7 @@ public enum ConfigLoader {
         config.publicURL = publicURL
         config.retention = retention
         config.github = github
+        config.ui = ui
         return config
     }
 

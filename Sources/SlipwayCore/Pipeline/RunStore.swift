@@ -272,7 +272,7 @@ public struct RunStore: Sendable {
     }
 
     /// Runs newest first, optionally filtered.
-    public func list(task: String? = nil, status: RunStatus? = nil, top: Int = 15) async throws -> [RunRecord] {
+    public func list(task: String? = nil, status: RunStatus? = nil, top: Int = 15, before: Int64? = nil) async throws -> [RunRecord] {
         try await database.read { db in
             var sql = Self.selectRuns + " WHERE 1 = 1"
             var binds: [SQLiteValue] = []
@@ -283,6 +283,10 @@ public struct RunStore: Sendable {
             if let status {
                 sql += " AND s.status = ?"
                 binds.append(.text(status.rawValue))
+            }
+            if let before {
+                sql += " AND r.id < ?"
+                binds.append(.integer(before))
             }
             sql += " ORDER BY r.id DESC LIMIT ?"
             binds.append(.integer(Int64(top)))
