@@ -15,7 +15,7 @@ registry_port=5077
 git_port=5078
 
 stop() {
-  for name in git registry dockerd; do
+  for name in git registry dockerd dockerd-tls; do
     if [ -f "$run/$name.pid" ]; then kill "$(cat "$run/$name.pid")" 2>/dev/null || true; rm -f "$run/$name.pid"; fi
   done
 }
@@ -78,6 +78,37 @@ fi
 # The Debian 12 image with systemd that the install test boots (debootstrap + docker import).
 DOCKER=$docker scripts/systemd-image.sh
 
+# A second engine: dockerd on 127.0.0.1 over TCP with TLS (--tlsverify), certificates made here by
+# openssl (a CA, a server certificate for 127.0.0.1, a client certificate), its own data and exec root.
+tls="$root/tls"
+tls_port=5080
+if [ ! -s "$tls/client-key.pem" ]; then
+  mkdir -p "$tls" && chmod 700 "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=slipway-test-ca" -keyout "$tls/ca-key.pem" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/server-key.pem" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$tls/server.ext"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 30 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=slipway" -keyout "$tls/client-key.pem" -out "$tls/client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' > "$tls/client.ext"
+  openssl x509 -req -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 30 -extfile "$tls/client.ext" -out "$tls/client.pem" 2>/dev/null
+  chmod 600 "$tls"/*-key.pem
+fi
+tls_env() { DOCKER_HOST="tcp://127.0.0.1:$tls_port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$tls/client-dir" "$@"; }
+mkdir -p "$tls/client-dir"
+ln -sf "$tls/ca.pem" "$tls/client-dir/ca.pem"; ln -sf "$tls/client.pem" "$tls/client-dir/cert.pem"; ln -sf "$tls/client-key.pem" "$tls/client-dir/key.pem"
+if ! alive dockerd-tls || ! tls_env $docker info >/dev/null 2>&1; then
+  [ -f "$run/dockerd-tls.pid" ] && { kill "$(cat "$run/dockerd-tls.pid")" 2>/dev/null || true; sleep 1; }
+  dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --data-root /var/lib/slipway-test-docker-tls --exec-root /run/slipway-test/exec-tls \
+    --host "tcp://127.0.0.1:$tls_port" --tlsverify --tlscacert "$tls/ca.pem" --tlscert "$tls/server.pem" --tlskey "$tls/server-key.pem" \
+    --pidfile /run/slipway-test/docker-tls.pid > "$root/dockerd-tls.log" 2>&1 &
+  echo $! > "$run/dockerd-tls.pid"
+  wait_for dockerd-tls "tls_env $docker info"
+fi
+if ! tls_env $docker image inspect slipway-test/busybox:latest >/dev/null 2>&1; then
+  $docker save slipway-test/busybox:latest | tls_env $docker load -q >/dev/null
+fi
+
 cat > "$root/env" <<ENV
 SLIPWAY_TEST_DOCKER_HOST=unix://$sock
 SLIPWAY_TEST_DOCKER=$docker
@@ -90,5 +121,7 @@ SLIPWAY_TEST_GIT_ROOT=$root/git
 SLIPWAY_TEST_GIT_TOKEN_FILE=$root/git-token
 SLIPWAY_TEST_BASE_IMAGE=slipway-test/busybox:latest
 SLIPWAY_TEST_SYSTEMD_IMAGE=slipway-test/systemd:bookworm
+SLIPWAY_TEST_TLS_DOCKER_HOST=tcp://127.0.0.1:$tls_port
+SLIPWAY_TEST_TLS_DIR=$tls
 ENV
 echo "test environment ready: $root/env" >&2

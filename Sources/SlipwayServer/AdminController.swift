@@ -20,12 +20,14 @@ public struct AdminController: Sendable {
     let baseImages: BaseImageStore?
     let github: GitHubClients?
     let outbox: StatusOutbox?
+    let engines: EnginePool?
 
     public init(
         config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
         pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger,
-        baseImages: BaseImageStore? = nil, github: GitHubClients? = nil, outbox: StatusOutbox? = nil
+        baseImages: BaseImageStore? = nil, github: GitHubClients? = nil, outbox: StatusOutbox? = nil, engines: EnginePool? = nil
     ) {
+        self.engines = engines
         self.baseImages = baseImages
         self.github = github
         self.outbox = outbox
@@ -97,6 +99,7 @@ public struct AdminController: Sendable {
         }
         v1.post("events/:seq/replay") { _, context in try await replay(context) }
         v1.get("backup") { _, context in try await backup(context) }
+        v1.get("engines") { _, _ in try json(engines?.list() ?? []) }
         v1.get("github/hooks") { request, _ in try await hooks(request, action: "list") }
         v1.post("github/hooks") { request, _ in try await hooks(request, action: "create") }
         v1.delete("github/hooks") { request, _ in try await hooks(request, action: "delete") }

@@ -79,6 +79,7 @@ struct Daemon {
         let control = RunControl()
         let processEnvironment = ProcessInfo.processInfo.environment
         let baseImages = BaseImageStore(database: database)
+        let engines = EnginePool(config: { store.current }, defaultHost: processEnvironment["DOCKER_HOST"])
         let github = GitHubClients(config: { store.current })
         let executor = RunExecutor(
             environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, mirrors: KeyedLock(), logger: logger,
@@ -86,7 +87,7 @@ struct Daemon {
             githubToken: {
                 guard let client = github.client else { return nil }
                 return try? await client.token()
-            })
+            }, engines: engines)
         let resolveHead: @Sendable (TaskDefinition) async -> (commit: String?, error: String?) = { task in
             do {
                 return (try await executor.resolveBranch(task: task, branch: task.context.branch), nil)
@@ -103,13 +104,13 @@ struct Daemon {
             runs: runs, environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, logger: logger)
         let builder = BuilderStage(
             runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger,
-            disk: disk, retention: retention)
+            disk: disk, retention: retention, engines: engines)
         let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let outbox = StatusOutbox(database: database)
         let admin = AdminController(
             config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
-            logger: logger, baseImages: baseImages, github: github, outbox: outbox)
+            logger: logger, baseImages: baseImages, github: github, outbox: outbox, engines: engines)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -160,6 +161,12 @@ struct Daemon {
                         service: StatusService(
                             outbox: outbox, client: { github.client }, config: { store.current }, changes: runs.changes, logger: logger)),
                     .init(service: ReconcileService(hooks: { github.hooks }, log: log, config: { store.current }, logger: logger)),
+                    .init(
+                        service: EngineHealthService(
+                            pool: engines,
+                            docker: {
+                                (store.current.builds.docker, processEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin", store.current.dataDirectory + "/tmp")
+                            }, wake: wake, logger: logger)),
                     .init(service: RetentionService(retention: retention, disk: disk, config: { store.current }, wake: wake, logger: logger)),
                     .init(service: builder),
                     .init(service: webhook),

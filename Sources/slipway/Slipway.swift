@@ -12,7 +12,7 @@ struct Slipway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slipway",
         abstract: "A self-hosted build service for signed GitHub push webhooks.",
-        subcommands: [Serve.self, ConfigCommand.self, TaskCommand.self, RunCommand.self, LogsCommand.self, EventCommand.self, BackupCommand.self, GitHubCommand.self]
+        subcommands: [Serve.self, ConfigCommand.self, TaskCommand.self, RunCommand.self, LogsCommand.self, EventCommand.self, BackupCommand.self, GitHubCommand.self, EngineCommand.self]
     )
 
     /// Exit codes of DESIGN.md: 0 ok, 1 the thing failed, 2 usage error, 3 daemon unreachable.

@@ -83,6 +83,18 @@ public enum AdminAPI {
         public var statuses: [CommitStatus]? = nil
     }
 
+    public struct Engine: Codable, Sendable, Equatable {
+        public var name: String
+        public var host: String
+        /// `up` or `down`.
+        public var state: String
+        public var running: Int
+        public var maxConcurrent: Int
+        public var labels: [String]
+        public var lastError: String?
+        public var lastSeen: String?
+    }
+
     public struct GitHubHook: Codable, Sendable, Equatable {
         public var repo: String
         public var id: Int

@@ -14,6 +14,30 @@ public struct SlipwayConfig: Sendable {
     public var builds: BuildSettings
     public var pushes: PushSettings = PushSettings()
     public var retention: RetentionSettings = RetentionSettings()
+    /// `engines:`; empty = one engine `local` from `builds.docker` and the environment.
+    public var engines: [EngineSettings] = []
+
+    public struct EngineSettings: Sendable, Equatable {
+        public var name: String
+        /// DOCKER_HOST syntax: `unix://…`, `tcp://host:2376`, `ssh://user@host`.
+        public var host: String
+        public var tls: TLS?
+        public var ssh: SSH?
+        public var maxConcurrent: Int = 1
+        public var labels: [String] = []
+
+        public struct TLS: Sendable, Equatable {
+            public var caFile: String
+            public var certFile: String
+            public var keyFile: String
+        }
+
+        public struct SSH: Sendable, Equatable {
+            public var identityFile: String
+            public var knownHostsFile: String?
+        }
+    }
+
     /// `ui:`; nil when absent (the web page is off).
     public var ui: UISettings? = nil
 
@@ -147,6 +171,10 @@ public struct TaskDefinition: Sendable {
     public var line: Int
     /// What starts this task besides a manual run (DESIGN.md "Triggers").
     public var trigger: TriggerSettings = TriggerSettings()
+    /// Only engines with all these labels build this task.
+    public var engineLabels: [String] = []
+    /// `cache: registry`: `--cache-from`/inline cache at `<first tag's repository>:buildcache`.
+    public var cacheFromRegistry: Bool = false
 
     /// `trigger:`: branch and tag globs, pull requests, base-image updates, schedules.
     public struct TriggerSettings: Sendable {

@@ -5,13 +5,13 @@ import Yams
 
 /// Reads `slipway.yaml` (and `tasks.d/*.yaml` beside it) into a `SlipwayConfig`, or every problem found.
 public enum ConfigLoader {
-    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention", "github", "ui"]
+    static let topKeys = ["listen", "data_dir", "admin_socket", "run_id_prefix", "webhook", "builds", "registries", "tasks", "tls", "pushes", "public_url", "retention", "github", "ui", "engines"]
     static let webhookKeys = ["secret_files", "max_body_bytes", "allow_sha1", "read_timeout", "max_connections", "max_inflight_bytes"]
     static let buildKeys = ["max_concurrent", "default_timeout", "docker", "network", "buildkit", "stop_grace", "base_image_poll"]
     static let registryKeys = ["server", "username", "password_file", "insecure"]
     static let taskKeys = [
         "name", "context", "dockerfile", "tags", "git_token_file", "build_args", "secret_build_args", "paths",
-        "push", "no_cache", "timeout", "enabled", "trigger",
+        "push", "no_cache", "timeout", "enabled", "trigger", "engine_labels", "cache",
     ]
 
     /// Loads and validates the config at `path`.
@@ -151,6 +151,35 @@ public enum ConfigLoader {
             github = settings
         }
 
+        var engines: [SlipwayConfig.EngineSettings] = []
+        for item in top["engines"]?.list() ?? [] {
+            guard let keys = item.mapping(allowed: ["name", "host", "tls", "ssh", "max_concurrent", "labels"]) else { continue }
+            guard let name = ConfigLoader.required(keys, "name", in: item)?.nonEmptyString(),
+                let host = ConfigLoader.required(keys, "host", in: item)?.nonEmptyString()
+            else { continue }
+            if engines.contains(where: { $0.name == name }) { keys["name"]?.fail("duplicate engine name '\(name)'") }
+            guard ["unix://", "tcp://", "ssh://"].contains(where: host.hasPrefix) else {
+                keys["host"]?.fail("must be DOCKER_HOST syntax: unix:///path, tcp://host:port or ssh://user@host, got '\(host)'")
+                continue
+            }
+            var engine = SlipwayConfig.EngineSettings(name: name, host: host)
+            if let t = keys["tls"], let tk = t.mapping(allowed: ["ca_file", "cert_file", "key_file"]) {
+                let ca = path(ConfigLoader.required(tk, "ca_file", in: t))
+                let cert = path(ConfigLoader.required(tk, "cert_file", in: t))
+                let key = path(ConfigLoader.required(tk, "key_file", in: t))
+                if let key { tk["key_file"]?.checkSecretFile(key) }
+                if let ca, let cert, let key { engine.tls = .init(caFile: ca, certFile: cert, keyFile: key) }
+            }
+            if let s = keys["ssh"], let sk = s.mapping(allowed: ["identity_file", "known_hosts_file"]) {
+                let identity = path(ConfigLoader.required(sk, "identity_file", in: s))
+                if let identity { sk["identity_file"]?.checkSecretFile(identity) }
+                if let identity { engine.ssh = .init(identityFile: identity, knownHostsFile: path(sk["known_hosts_file"])) }
+            }
+            if let n = keys["max_concurrent"]?.int(min: 1, max: 256) { engine.maxConcurrent = n }
+            engine.labels = keys["labels"]?.stringList() ?? []
+            engines.append(engine)
+        }
+
         var ui: SlipwayConfig.UISettings?
         if let node = top["ui"], let keys = node.mapping(allowed: ["listen", "users_file"]) {
             if let l = ConfigLoader.required(keys, "listen", in: node), let text = l.nonEmptyString() {
@@ -214,6 +243,7 @@ public enum ConfigLoader {
         config.retention = retention
         config.github = github
         config.ui = ui
+        config.engines = engines
         return config
     }
 

@@ -83,6 +83,10 @@ enum TaskReader {
             timeout: keys["timeout"]?.duration, enabled: keys["enabled"]?.bool ?? true,
             definedIn: node.file, line: node.line)
         task.trigger = trigger
+        task.engineLabels = keys["engine_labels"]?.stringList() ?? []
+        if let c = keys["cache"], let text = c.nonEmptyString() {
+            if text == "registry" { task.cacheFromRegistry = true } else { c.fail("cache must be 'registry' (or left out), got '\(text)'") }
+        }
         return node.problems.errors.count == before ? task : nil
     }
 

@@ -15,6 +15,8 @@ public actor BuilderStage: Service {
     /// No new build starts while data_dir is under `retention.min_free_disk`.
     public nonisolated let disk: DiskGuard
     let retention: Retention?
+    /// Where builds run; nil in unit tests (one implicit engine `local`).
+    let engines: EnginePool?
     private var lastCachePrune: ContinuousClock.Instant?
 
     /// How many builds run now.
@@ -24,8 +26,9 @@ public actor BuilderStage: Service {
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, pushWake: CommitSignal,
-        control: RunControl, logger: Logger, disk: DiskGuard = DiskGuard(), retention: Retention? = nil
+        control: RunControl, logger: Logger, disk: DiskGuard = DiskGuard(), retention: Retention? = nil, engines: EnginePool? = nil
     ) {
+        self.engines = engines
         self.disk = disk
         self.retention = retention
         self.runs = runs
@@ -51,13 +54,61 @@ public actor BuilderStage: Service {
                     try await runs.holdQueued(reason: low)
                     return []
                 }
-                return try await runs.claimForBuild(limit: limit)
+                guard let engines = self.engines else { return try await runs.claimForBuild(limit: limit) }
+                return try await Self.place(runs: runs, engines: engines, config: config(), limit: limit)
             }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
         finished.set()
         pushWake.bump()
     }
 
     func set(running: Int) { self.running = running }
+
+    /// Places the oldest queued runs on engines (labels, health, load, warm cache) and claims them;
+    /// a run no engine can take stays queued and says why.
+    static func place(runs: RunStore, engines: EnginePool, config: SlipwayConfig, limit: Int) async throws -> [RunRecord] {
+        guard limit > 0 else { return [] }
+        var placements: [(run: Int64, engine: String)] = []
+        for run in try await runs.queued(limit: 200) where placements.count < limit {
+            let labels = config.tasks.first { $0.name == run.task }?.engineLabels ?? []
+            switch engines.choose(task: run.task, labels: labels) {
+            case .engine(let name):
+                engines.acquire(name, task: run.task)
+                placements.append((run.number, name))
+            case .wait(let why):
+                if !why.contains("busy"), run.reason != why { _ = try? await runs.apply(.hold(reason: why), to: run.number) }
+            }
+        }
+        let claimed = try await runs.claim(placements)
+        // Placed but claimed elsewhere meanwhile (canceled): give the slot back.
+        for placement in placements where !claimed.contains(where: { $0.number == placement.run }) { engines.release(placement.engine) }
+        return claimed
+    }
+
+    /// A build that failed because its engine stopped answering is the engine's fault: the engine
+    /// is marked down and the run is queued again once, as a new run, for another engine.
+    nonisolated func failOver(_ record: RunRecord, logger: Logger) async {
+        guard let engines, record.status == .error, record.reason.contains("engine \(record.engine) became unreachable") else { return }
+        engines.report(record.engine, up: false, error: record.reason)
+        guard record.attempt == 1 else { return }
+        var retry = NewRun(
+            task: record.task, trigger: record.trigger, eventSeq: record.eventSeq, repoURL: record.repoURL, branch: record.branch,
+            commit: record.commit, attempt: 2, requestedBy: record.requestedBy, tag: record.tag, pullRequest: record.pullRequest)
+        retry.fromFork = record.fromFork
+        do {
+            let id = try await runs.enqueue(retry)
+            let dataDirectory = config().dataDirectory
+            RunExecutor.note(
+                "Run \(record.runID): engine \(record.engine) became unreachable; queued again as \(id) for another engine", runID: record.runID,
+                dataDirectory: dataDirectory, logger: logger)
+            RunExecutor.note(
+                "Run \(id): retry of \(record.runID), whose engine \(record.engine) became unreachable", runID: id, dataDirectory: dataDirectory,
+                logger: logger)
+            logger.warning("engine became unreachable: run queued again", metadata: ["engine": "\(record.engine)", "retry": "\(id)"])
+            wake.bump()
+        } catch {
+            logger.error("cannot queue the retry of a run whose engine failed", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// The build cache is pruned after builds, at most once every five minutes.
     func shouldPruneCache() -> Bool {
@@ -71,6 +122,7 @@ public actor BuilderStage: Service {
         logger.notice("build started", metadata: ["trigger": "\(run.trigger.rawValue)", "branch": "\(run.branch)"])
         let handle = control.register(run.runID)
         defer { control.finished(run.runID) }
+        defer { if let engines, !run.engine.isEmpty { engines.release(run.engine) } }
         let task = config().tasks.first { $0.name == run.task }
         let runs = self.runs
         let outcome = await executor.build(run, task: task, handle: handle) { step in
@@ -84,6 +136,7 @@ public actor BuilderStage: Service {
             let record = try await runs.apply(outcome.input, to: run.number, facts: outcome.facts)
             if record.state.phase == .pushWait { pushWake.bump() }
             Self.report(record, logger: logger)
+            await failOver(record, logger: logger)
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }

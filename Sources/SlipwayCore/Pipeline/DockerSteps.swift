@@ -15,6 +15,7 @@ struct DockerSteps: Sendable {
             "DOCKER_BUILDKIT": environment.settings.buildkit ? "1" : "0",
         ]
         if let host = environment.dockerHost { env["DOCKER_HOST"] = host }
+        env.merge(environment.engineEnvironment) { _, engine in engine }
         return env
     }
 
@@ -102,6 +103,10 @@ struct DockerSteps: Sendable {
         if environment.settings.buildkit { args += ["--progress", "plain"] }
         args += ["--label", "org.opencontainers.image.revision=\(commit)", "--label", "org.opencontainers.image.source=\(url)"]
         if task.noCache { args.append("--no-cache") }
+        if task.cacheFromRegistry, let cache = RunExecutor.cacheReference(tags) {
+            // Inline cache metadata in the pushed image; a missing cache image is not an error.
+            args += ["--cache-from", cache, "--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+        }
         for tag in tags { args += ["-t", tag] }
         for arg in task.buildArgs { args += ["--build-arg", "\(arg.key)=\(try Template(arg.value).render(values))"] }
         var env = dockerEnvironment
@@ -143,6 +148,7 @@ struct DockerSteps: Sendable {
         var failure = failure
         if Self.isDaemonUnreachable(failure.reason + "\n" + failure.output.joined(separator: "\n")) {
             failure.status = .error
+            if !environment.engine.isEmpty { failure.reason = "engine \(environment.engine) became unreachable: \(failure.reason)" }
             return failure
         }
         let probe = Command(environment.settings.docker, ["version", "--format", "{{.Server.Version}}"], environment: dockerEnvironment)
@@ -150,7 +156,10 @@ struct DockerSteps: Sendable {
             try await steps.run(probe, step: failure.step, quiet: true)
         } catch let down as StepFailure where down.status == .failed || down.status == .error {
             failure.status = .error
-            failure.reason = "the docker daemon became unreachable (\(down.reason)); \(failure.reason)"
+            failure.reason =
+                environment.engine.isEmpty
+                ? "the docker daemon became unreachable (\(down.reason)); \(failure.reason)"
+                : "engine \(environment.engine) became unreachable (\(down.reason)); \(failure.reason)"
         } catch {}
         return failure
     }

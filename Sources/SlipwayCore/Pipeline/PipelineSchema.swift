@@ -92,7 +92,8 @@ public enum PipelineSchema {
                     reason TEXT NOT NULL DEFAULT '',
                     exit_code INTEGER,
                     durations TEXT NOT NULL DEFAULT '{}',
-                    digests TEXT NOT NULL DEFAULT '{}'
+                    digests TEXT NOT NULL DEFAULT '{}',
+                    engine TEXT NOT NULL DEFAULT ''
                 );
                 INSERT INTO run_states_v4 (seq, run, status, phase, kind, step, at, reason, exit_code, durations, digests)
                     SELECT seq, run, status,

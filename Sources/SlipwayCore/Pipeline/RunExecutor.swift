@@ -8,6 +8,9 @@ public struct BuildEnvironment: Sendable {
     public var settings: SlipwayConfig.BuildSettings
     public var registries: [SlipwayConfig.RegistryCredential]
     public var retention: SlipwayConfig.RetentionSettings
+    /// The engine this run's docker commands go to, and the variables that point there.
+    public var engine: String = ""
+    public var engineEnvironment: [String: String] = [:]
     /// The daemon's PATH and DOCKER_HOST: the only variables children inherit.
     public var path: String
     public var dockerHost: String?
@@ -39,13 +42,16 @@ public struct RunExecutor: Sendable {
     let baseImages: BaseImageStore?
     /// The GitHub token (PAT or app installation token) fetches use when a task has no git_token_file.
     let githubToken: @Sendable () async -> String?
+    let engines: EnginePool?
 
     public typealias Outcome = (input: RunStateMachine.Input, facts: RunFacts)
 
     public init(
         environment: @escaping @Sendable () -> BuildEnvironment, tools: any PipelineTools = GitDockerTools(), mirrors: KeyedLock = KeyedLock(),
-        logger: Logger, baseImages: BaseImageStore? = nil, githubToken: @escaping @Sendable () async -> String? = { nil }
+        logger: Logger, baseImages: BaseImageStore? = nil, githubToken: @escaping @Sendable () async -> String? = { nil },
+        engines: EnginePool? = nil
     ) {
+        self.engines = engines
         self.baseImages = baseImages
         self.githubToken = githubToken
         self.environment = environment
@@ -106,7 +112,7 @@ public struct RunExecutor: Sendable {
     func prepare(_ run: RunRecord, task: TaskDefinition?, handle: RunHandle, stage: String, gitToken: String? = nil)
         -> Result<(JobContext, () -> Void), StageFailure>
     {
-        let environment = self.environment()
+        var environment = self.environment()
         var masker = SecretMasker()
         if let gitToken { masker.add(gitToken) }
         let secrets: RunSecrets
@@ -125,6 +131,10 @@ public struct RunExecutor: Sendable {
                 path: Self.logPath(dataDirectory: environment.dataDirectory, runID: run.runID), masker: masker, logger: logger.for(run))
         } catch {
             return .failure(StageFailure(reason: "cannot prepare the run: \(error)"))
+        }
+        if let engines, engines.isConfigured, !run.engine.isEmpty, let engine = engines.engine(named: run.engine) {
+            environment.engine = engine.name
+            environment.engineEnvironment = EnginePool.environment(for: engine, scratch: scratch)
         }
         let timeout = task?.timeout ?? environment.settings.defaultTimeout
         let steps = StepRunner(log: log, deadline: .now + timeout, timeoutText: DurationParser.format(timeout), stop: handle.stop)
@@ -181,6 +191,10 @@ public struct RunExecutor: Sendable {
         do {
             let values = templateValues(run: run, task: task)
             tags = try renderTags(task.tags, values: values, log: log)
+            if task.cacheFromRegistry, let cache = Self.cacheReference(tags), task.push, pullRequest == nil {
+                // Pushed with the images, so a build on a cold engine reuses layers built elsewhere.
+                tags.append(cache)
+            }
             if pullRequest != nil {
                 log.line("pull request #\(pullRequest!): built only (never pushed), no secret build args, \(run.fromFork ? "from a fork: no registry credentials" : "registry credentials of its base images only")")
             }
@@ -287,6 +301,12 @@ public struct RunExecutor: Sendable {
         var facts = facts
         facts.exitCode = failure.exitCode
         return (.end(failure.status, step: failedStep, reason: log.mask(failure.reason)), facts)
+    }
+
+    /// `<first tag's repository>:buildcache`.
+    static func cacheReference(_ tags: [String]) -> String? {
+        guard let first = tags.first, let reference = try? DockerReference(first) else { return nil }
+        return (reference.registry.map { $0 + "/" } ?? "") + reference.repository + ":buildcache"
     }
 
     /// `{"tag": "sha256:…"}` for every tag; a tag not pushed (yet) has digest "".

@@ -25,7 +25,7 @@ public struct RunStore: Sendable {
     static let selectRuns = """
         SELECT r.id, r.run_id, r.task, r.trigger, r.event_seq, r.attempt, r.repo_url, r.branch, r.commit_sha, r.created_at,
                s.status, s.reason, s.step, s.exit_code, s.at, s.durations, s.digests, s.phase, s.kind,
-               r.engine, r.requested_by, r.tag, r.pr, r.from_fork,
+               COALESCE(NULLIF(s.engine, ''), r.engine), r.requested_by, r.tag, r.pr, r.from_fork,
                (SELECT MIN(at) FROM run_states WHERE run = r.id AND status = '\(RunStatus.running.rawValue)'),
                CASE WHEN s.phase = 'ended' THEN s.at END
         FROM runs r JOIN run_states s ON s.seq = (SELECT MAX(seq) FROM run_states WHERE run = r.id)
@@ -94,12 +94,13 @@ public struct RunStore: Sendable {
     /// Moves `run` by `input` through the state machine and appends the row. Throws
     /// `IllegalTransition` (rolling the transaction back) when the machine refuses.
     @discardableResult
-    static func apply(_ input: RunStateMachine.Input, to run: RunRecord, facts: RunFacts = RunFacts(), db: SQLiteConnection) throws
-        -> RunRecord
-    {
+    static func apply(
+        _ input: RunStateMachine.Input, to run: RunRecord, facts: RunFacts = RunFacts(), db: SQLiteConnection, engine: String? = nil
+    ) throws -> RunRecord {
         let next = try RunStateMachine.transition(run.state, input)
-        try appendRow(next, facts: facts, to: run.number, db: db, current: run)
+        try appendRow(next, facts: facts, to: run.number, db: db, current: run, engine: engine)
         var updated = run
+        if let engine { updated.engine = engine }
         updated.state = next
         if let d = facts.durationsJSON { updated.durationsJSON = d }
         if let d = facts.digestsJSON { updated.digestsJSON = d }
@@ -107,16 +108,19 @@ public struct RunStore: Sendable {
         return updated
     }
 
-    static func appendRow(_ state: RunState, facts: RunFacts, to run: Int64, db: SQLiteConnection, current: RunRecord? = nil) throws {
+    static func appendRow(
+        _ state: RunState, facts: RunFacts, to run: Int64, db: SQLiteConnection, current: RunRecord? = nil, engine: String? = nil
+    ) throws {
         try db.prepare(
             """
-            INSERT INTO run_states (run, status, phase, kind, step, at, reason, exit_code, durations, digests)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO run_states (run, status, phase, kind, step, at, reason, exit_code, durations, digests, engine)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         ).bind([
             .integer(run), .text(state.status.rawValue), .text(state.phase.rawValue), .text(state.kind.rawValue), .text(state.step.rawValue),
             .text(Timestamp.now().iso8601), .text(state.reason), facts.exitCode.map { .integer(Int64($0)) } ?? .null,
             .text(facts.durationsJSON ?? current?.durationsJSON ?? "{}"), .text(facts.digestsJSON ?? current?.digestsJSON ?? "{}"),
+            .text(engine ?? (current?.state.phase == .ended && state.phase == .queued ? "" : current?.engine ?? "")),
         ]).run()
     }
 
@@ -193,6 +197,26 @@ public struct RunStore: Sendable {
         try await write { db in
             let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' AND s.reason <> ?").bind([.text(reason)]).rows(Self.readRun)
             for run in queued { try Self.apply(.hold(reason: reason), to: run, db: db) }
+        }
+    }
+
+    /// The oldest queued runs, for the builder to place on engines.
+    public func queued(limit: Int) async throws -> [RunRecord] {
+        try await database.read { db in
+            try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' ORDER BY r.id LIMIT ?").bind([.integer(Int64(limit))]).rows(Self.readRun)
+        }
+    }
+
+    /// Claims these runs for the builder, each on its engine; those no longer queued are skipped.
+    public func claim(_ placements: [(run: Int64, engine: String)]) async throws(DatabaseError) -> [RunRecord] {
+        guard !placements.isEmpty else { return [] }
+        return try await write { db in
+            var claimed: [RunRecord] = []
+            for (number, engine) in placements {
+                guard let run = try Self.find(number: number, db: db), run.state.phase == .queued else { continue }
+                claimed.append(try Self.apply(.claimForBuild, to: run, db: db, engine: engine))
+            }
+            return claimed
         }
     }
 

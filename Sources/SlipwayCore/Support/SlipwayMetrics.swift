@@ -59,6 +59,11 @@ public enum SlipwayMetrics {
         counter("slipway_retention_freed_bytes_total", [("what", what)]).increment(by: bytes)
     }
 
+    public static func engine(_ name: String, up: Bool, running: Int) {
+        Gauge(label: "slipway_engine_up", dimensions: [("engine", name)]).record(up ? 1 : 0)
+        Gauge(label: "slipway_engine_running", dimensions: [("engine", name)]).record(running)
+    }
+
     public static func redelivery() { counter("slipway_github_redeliveries_total", []).increment() }
 
     public static func queue(queued: Int, running: Int) {

@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The Docker engines builds run on, their load and health, and which one a run goes to.
+///
+/// Without `engines:` there is one engine `local` (the daemon's DOCKER_HOST, `builds.max_concurrent`).
+/// A run goes to the least-loaded healthy engine whose labels match, preferring the engine that
+/// last built the task when it has a free slot (its layer cache is warm).
+public final class EnginePool: Sendable {
+    public struct Engine: Sendable, Equatable {
+        public var settings: SlipwayConfig.EngineSettings
+        public var name: String { settings.name }
+    }
+
+    struct State {
+        var running: [String: Int] = [:]
+        var up: [String: Bool] = [:]
+        var lastError: [String: String] = [:]
+        var lastSeen: [String: String] = [:]
+        var lastBuilt: [String: String] = [:]
+    }
+
+    private let state = Mutex(State())
+    let config: @Sendable () -> SlipwayConfig
+    let defaultHost: String?
+
+    public init(config: @escaping @Sendable () -> SlipwayConfig, defaultHost: String?) {
+        self.config = config
+        self.defaultHost = defaultHost
+    }
+
+    /// Whether `engines:` is configured (else the one implicit engine behaves as before engines existed).
+    public var isConfigured: Bool { !config().engines.isEmpty }
+
+    /// The configured engines (or the implicit `local`).
+    public var engines: [SlipwayConfig.EngineSettings] {
+        let current = config()
+        if !current.engines.isEmpty { return current.engines }
+        var local = SlipwayConfig.EngineSettings(name: "local", host: defaultHost ?? "unix:///var/run/docker.sock")
+        local.maxConcurrent = current.builds.maxConcurrent
+        return [local]
+    }
+
+    public func engine(named name: String) -> SlipwayConfig.EngineSettings? { engines.first { $0.name == name } }
+
+    /// Where a run may build now: an engine, or why it waits.
+    public enum Choice: Sendable, Equatable {
+        case engine(String)
+        case wait(String)
+    }
+
+    /// Chooses an engine for a run of `task` (`labels` required), or says why it waits.
+    public func choose(task: String, labels: [String]) -> Choice {
+        let candidates = engines.filter { engine in labels.allSatisfy(engine.labels.contains) }
+        guard !candidates.isEmpty else { return .wait("no engine has the labels \(labels)") }
+        return state.withLock { state in
+            let healthy = candidates.filter { state.up[$0.name] ?? true }
+            guard !healthy.isEmpty else {
+                return .wait(labels.isEmpty ? "no engine is up" : "no engine with labels \(labels) is up")
+            }
+            let free = healthy.filter { (state.running[$0.name] ?? 0) < $0.maxConcurrent }
+            if let last = state.lastBuilt[task], let warm = free.first(where: { $0.name == last }) { return .engine(warm.name) }
+            let least = free.min { a, b in
+                Double(state.running[a.name] ?? 0) / Double(a.maxConcurrent) < Double(state.running[b.name] ?? 0) / Double(b.maxConcurrent)
+            }
+            return least.map { .engine($0.name) } ?? .wait("every engine\(labels.isEmpty ? "" : " with labels \(labels)") is busy")
+        }
+    }
+
+    public func acquire(_ engine: String, task: String) {
+        state.withLock {
+            $0.running[engine, default: 0] += 1
+            $0.lastBuilt[task] = engine
+        }
+        publish()
+    }
+
+    public func release(_ engine: String) {
+        state.withLock { $0.running[engine] = max(0, ($0.running[engine] ?? 1) - 1) }
+        publish()
+    }
+
+    /// Records a probe's result; returns true when the engine's state changed.
+    @discardableResult
+    public func report(_ engine: String, up: Bool, error: String?) -> Bool {
+        let changed = state.withLock { state -> Bool in
+            let was = state.up[engine] ?? true
+            state.up[engine] = up
+            if up {
+                state.lastSeen[engine] = Timestamp.now().iso8601
+            } else if let error {
+                state.lastError[engine] = error
+            }
+            return was != up
+        }
+        publish()
+        return changed
+    }
+
+    public func isUp(_ engine: String) -> Bool { state.withLock { $0.up[engine] ?? true } }
+
+    func publish() {
+        let snapshot = state.withLock { $0 }
+        for engine in engines {
+            SlipwayMetrics.engine(engine.name, up: snapshot.up[engine.name] ?? true, running: snapshot.running[engine.name] ?? 0)
+        }
+    }
+
+    /// `slipway engine list`.
+    public func list() -> [AdminAPI.Engine] {
+        let snapshot = state.withLock { $0 }
+        return engines.map { engine in
+            AdminAPI.Engine(
+                name: engine.name, host: engine.host, state: (snapshot.up[engine.name] ?? true) ? "up" : "down",
+                running: snapshot.running[engine.name] ?? 0, maxConcurrent: engine.maxConcurrent, labels: engine.labels,
+                lastError: snapshot.lastError[engine.name], lastSeen: snapshot.lastSeen[engine.name])
+        }
+    }
+
+    /// The environment variables that point the docker CLI at `engine` (TLS certificate folder,
+    /// ssh settings in the run's HOME). Writes what it needs under `scratch`.
+    public static func environment(for engine: SlipwayConfig.EngineSettings, scratch: String) -> [String: String] {
+        var env = ["DOCKER_HOST": engine.host]
+        if let tls = engine.tls {
+            // The docker CLI wants ca.pem, cert.pem and key.pem in one folder: links to the operator's files.
+            let folder = scratch + "/engine-tls"
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for (name, target) in [("ca.pem", tls.caFile), ("cert.pem", tls.certFile), ("key.pem", tls.keyFile)] {
+                try? FileManager.default.removeItem(atPath: "\(folder)/\(name)")
+                try? FileManager.default.createSymbolicLink(atPath: "\(folder)/\(name)", withDestinationPath: target)
+            }
+            env["DOCKER_TLS_VERIFY"] = "1"
+            env["DOCKER_CERT_PATH"] = folder
+        }
+        if let ssh = engine.ssh {
+            let folder = scratch + "/.ssh"
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            var lines = ["Host *", "  IdentityFile \(ssh.identityFile)", "  IdentitiesOnly yes", "  BatchMode yes"]
+            if let known = ssh.knownHostsFile {
+                lines += ["  UserKnownHostsFile \(known)", "  StrictHostKeyChecking yes"]
+            }
+            FileManager.default.createFile(
+                atPath: folder + "/config", contents: Data((lines.joined(separator: "\n") + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        }
+        return env
+    }
+}
+
+/// Probes every engine every 10 s (`docker version`, 5 s timeout); a change is logged once.
+public struct EngineHealthService: Service {
+    let pool: EnginePool
+    let docker: @Sendable () -> (cli: String, path: String, scratch: String)
+    let wake: CommitSignal
+    let logger: Logger
+
+    public init(pool: EnginePool, docker: @escaping @Sendable () -> (cli: String, path: String, scratch: String), wake: CommitSignal, logger: Logger) {
+        self.pool = pool
+        self.docker = docker
+        self.wake = wake
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isCancelledOrShuttingDown {
+            for engine in pool.engines { await probe(engine) }
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) } } catch { break }
+        }
+    }
+
+    /// One probe of `engine` (also asked for at once when a docker command against it failed).
+    public func probe(_ engine: SlipwayConfig.EngineSettings) async {
+        let (cli, path, scratch) = docker()
+        let folder = "\(scratch)/probe-\(engine.name)"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
+        env.merge(EnginePool.environment(for: engine, scratch: folder)) { _, new in new }
+        let lines = LineCollector()
+        let outcome = try? await ProcessRunner.run(
+            Command(cli, ["version", "--format", "{{.Server.Version}}"], environment: env), deadline: .now + .seconds(5)
+        ) { lines.append($0) }
+        let up = outcome?.succeeded ?? false
+        let error = up ? nil : (outcome?.lastErrorLine ?? lines.lines.last ?? (outcome?.ending == .timedOut ? "no answer in 5 s" : "docker version failed"))
+        if pool.report(engine.name, up: up, error: error) {
+            if up {
+                logger.notice("engine up", metadata: ["engine": "\(engine.name)"])
+                wake.bump()
+            } else {
+                logger.warning("engine down", metadata: ["engine": "\(engine.name)", "error": "\(error ?? "")"])
+            }
+        }
+    }
+}
