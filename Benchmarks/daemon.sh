@@ -11,6 +11,9 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 printf 'listen: "127.0.0.1:%s"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' "$port" > "$work/slipway.yaml"
 body=Tests/Fixtures/github/push.json
 signature="sha256=$(openssl dgst -sha256 -hmac "$(cat "$work/secrets/webhook")" "$body" | sed 's/.*= //')"
+# Distinct signed bodies (BENCH_COUNT, default 300000): a repeated body would be a duplicate.
+bodies="$work/bodies.tsv"
+python3 Benchmarks/signed-bodies.py "$(cat "$work/secrets/webhook")" "$body" "${BENCH_COUNT:-300000}" "$bodies" "b$RANDOM"
 "$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -10,7 +10,7 @@ seconds="${2:-15}"
 . Benchmarks/daemon.sh
 idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
-BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="b$RANDOM" \
+BENCH_BODIES="$bodies" BENCH_THREADS="$(( connections < 2 ? 1 : 2 ))" BENCH_RUN="b$RANDOM" \
   wrk -t"$(( connections < 2 ? 1 : 2 ))" -c"$connections" -d"${seconds}s" --latency -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" \
   | grep '^RESULT' | sed "s/^RESULT/RESULT slipway connections=$connections/"
 
