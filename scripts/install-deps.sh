@@ -8,7 +8,7 @@ set -euo pipefail
 
 build=(libsqlite3-dev libssl-dev pkg-config)
 test=("${build[@]}" sqlite3 curl)
-system=(git docker.io docker-registry busybox-static apache2-utils python3 curl debootstrap util-linux openssl chromium)
+system=(git docker.io docker-registry busybox-static apache2-utils python3 curl debootstrap util-linux openssl chromium openssh-server openssh-client)
 bench=("${test[@]}" wrk webhook openssl procps bc python3)
 
 case "${1:-build}" in

@@ -15,7 +15,7 @@ registry_port=5077
 git_port=5078
 
 stop() {
-  for name in git registry dockerd dockerd-tls; do
+  for name in git registry dockerd dockerd-tls sshd; do
     if [ -f "$run/$name.pid" ]; then kill "$(cat "$run/$name.pid")" 2>/dev/null || true; rm -f "$run/$name.pid"; fi
   done
 }
@@ -109,6 +109,36 @@ if ! tls_env $docker image inspect slipway-test/busybox:latest >/dev/null 2>&1; 
   $docker save slipway-test/busybox:latest | tls_env $docker load -q >/dev/null
 fi
 
+# An engine over ssh: a loopback sshd (key-only, root) whose sessions see the test dockerd, for
+# the docker CLI's ssh transport (ssh://root@127.0.0.1:$ssh_port → `docker system dial-stdio`).
+ssh_dir="$root/ssh"
+ssh_port=5081
+if [ ! -s "$ssh_dir/client-key" ]; then
+  mkdir -p "$ssh_dir" && chmod 700 "$ssh_dir"
+  ssh-keygen -q -t ed25519 -N "" -f "$ssh_dir/host-key"
+  ssh-keygen -q -t ed25519 -N "" -f "$ssh_dir/client-key"
+fi
+cp "$ssh_dir/client-key.pub" "$ssh_dir/authorized_keys"; chmod 600 "$ssh_dir/authorized_keys"
+printf '[127.0.0.1]:%s %s\n' "$ssh_port" "$(cut -d' ' -f1,2 "$ssh_dir/host-key.pub")" > "$ssh_dir/known_hosts"
+cat > "$ssh_dir/sshd_config" <<SSHD
+Port $ssh_port
+ListenAddress 127.0.0.1
+HostKey $ssh_dir/host-key
+PidFile $run/sshd.pid
+AuthorizedKeysFile $ssh_dir/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+SetEnv DOCKER_HOST=unix://$sock
+SSHD
+mkdir -p /run/sshd
+if ! alive sshd; then
+  /usr/sbin/sshd -f "$ssh_dir/sshd_config" -E "$root/sshd.log"
+  wait_for sshd "[ -s $run/sshd.pid ]"
+fi
+
 cat > "$root/env" <<ENV
 SLIPWAY_TEST_DOCKER_HOST=unix://$sock
 SLIPWAY_TEST_DOCKER=$docker
@@ -123,5 +153,7 @@ SLIPWAY_TEST_BASE_IMAGE=slipway-test/busybox:latest
 SLIPWAY_TEST_SYSTEMD_IMAGE=slipway-test/systemd:bookworm
 SLIPWAY_TEST_TLS_DOCKER_HOST=tcp://127.0.0.1:$tls_port
 SLIPWAY_TEST_TLS_DIR=$tls
+SLIPWAY_TEST_SSH_DOCKER_HOST=ssh://root@127.0.0.1:$ssh_port
+SLIPWAY_TEST_SSH_DIR=$ssh_dir
 ENV
 echo "test environment ready: $root/env" >&2

@@ -53,6 +53,26 @@ struct EngineSystemTests {
         #expect(!daemon.runLog("sw1").contains("client-key.pem") || !daemon.runLog("sw1").contains("BEGIN"), "no key material in the log")
     }
 
+    @Test func theSSHEngineBuildsATask() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("sshengine"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        let task = PipelineSystemTests.task("web", repo: repo, image: repo.name, extra: "    engine_labels: [\"arm\"]\n")
+        let dir = try TestEnvironment.require("SLIPWAY_TEST_SSH_DIR")
+        let engine = """
+              - name: remote
+                host: "\(try TestEnvironment.require("SLIPWAY_TEST_SSH_DOCKER_HOST"))"
+                ssh: { identity_file: "\(dir)/client-key", known_hosts_file: "\(dir)/known_hosts" }
+                labels: ["arm"]
+
+            """
+        let daemon = try Self.daemon(engines: [Self.engine("local", host: Self.local, tls: false, labels: []), engine], tasks: [task])
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        let run = try daemon.waitForRun("sw1")
+        #expect(run.status == "Succeeded", "\(daemon.runLog("sw1"))")
+        #expect(try Self.show(daemon, "sw1").engine == "remote")
+        #expect(try StageSystemTests.registryTags(repo.name).contains("sw1"))
+    }
+
     @Test func simultaneousRunsSpreadOverEngines() throws {
         let repo = try GitRepo(name: PipelineSystemTests.name("spread"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN sleep 2\n"), "app/hello.txt": "x"])

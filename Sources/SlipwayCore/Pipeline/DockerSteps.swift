@@ -15,7 +15,8 @@ struct DockerSteps: Sendable {
             "DOCKER_BUILDKIT": environment.settings.buildkit ? "1" : "0",
         ]
         if let host = environment.dockerHost { env["DOCKER_HOST"] = host }
-        env.merge(environment.engineEnvironment) { _, engine in engine }
+        // The engine's PATH entry is a prefix (its ssh wrapper), the rest replaces.
+        env.merge(environment.engineEnvironment) { current, engine in current == environment.path ? "\(engine):\(current)" : engine }
         return env
     }
 

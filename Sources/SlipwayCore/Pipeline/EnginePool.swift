@@ -143,6 +143,17 @@ public final class EnginePool: Sendable {
             }
             FileManager.default.createFile(
                 atPath: folder + "/config", contents: Data((lines.joined(separator: "\n") + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            // The docker CLI runs `ssh` from PATH, and ssh reads ~/.ssh from the passwd entry, not
+            // $HOME: a wrapper first on PATH hands it this run's config. The path is Slipway's own
+            // scratch folder (never input); it is refused if it could break the quoting.
+            if !folder.contains("'"), let ssh = ProcessRunner.resolve("ssh", path: nil), !ssh.contains("'") {
+                let bin = scratch + "/engine-bin"
+                try? FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                // The real ssh by its absolute path: the wrapper is first on PATH.
+                let wrapper = "#!/bin/sh\nexec '\(ssh)' -F '\(folder)/config' \"$@\"\n"
+                FileManager.default.createFile(atPath: bin + "/ssh", contents: Data(wrapper.utf8), attributes: [.posixPermissions: 0o700])
+                env["PATH"] = bin  // a prefix: put before the run's PATH
+            }
         }
         return env
     }
@@ -172,10 +183,11 @@ public struct EngineHealthService: Service {
     /// One probe of `engine` (also asked for at once when a docker command against it failed).
     public func probe(_ engine: SlipwayConfig.EngineSettings) async {
         let (cli, path, scratch) = docker()
-        let folder = "\(scratch)/probe-\(engine.name)"
+        let folder = "\(scratch)/probe-\(engine.name)-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
-        env.merge(EnginePool.environment(for: engine, scratch: folder)) { _, new in new }
+        env.merge(EnginePool.environment(for: engine, scratch: folder)) { old, new in old == path ? "\(new):\(old)" : new }
         let lines = LineCollector()
         let outcome = try? await ProcessRunner.run(
             Command(cli, ["version", "--format", "{{.Server.Version}}"], environment: env), deadline: .now + .seconds(5)
