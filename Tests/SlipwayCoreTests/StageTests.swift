@@ -169,7 +169,7 @@ final class FakeTools: PipelineTools, Sendable {
     }
 
     @Test func cancelStopsARunningBuildAtOnce() async throws {
-        let tools = FakeTools(buildCommand: ["sleep", "30"])
+        let tools = FakeTools(buildCommand: ["sleep", "300"])
         let p = try pipeline(try config(), tools: tools)
         let id = try await p.runs.enqueue(Self.manual("5"))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -180,7 +180,7 @@ final class FakeTools: PipelineTools, Sendable {
             await ended.wait()
             let run = try #require(try await p.runs.run(id))
             #expect(run.status == .canceled && run.reason == "canceled by test" && run.step == .build)
-            // TERM reached the process group: `sleep 30` never finished.
+            // TERM reached the process group: `sleep 300` never finished.
             #expect(tools.times(id, "build-end").isEmpty)
             group.cancelAll()
         }

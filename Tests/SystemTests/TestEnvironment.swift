@@ -152,10 +152,11 @@ extension DaemonProcess {
         // The test's own read-only observer once hit a transient SQLITE_IOERR while every suite
         // started at once on a loaded machine; one retry keeps the observer from failing a test
         // whose daemon is fine (the daemon's own reads and writes are checked by the assertions).
-        do { return try readRuns() } catch let error as SQLiteError where error.code == 10 {
-            usleep(100_000)
-            return try readRuns()
+        // SQLITE_IOERR and its extended codes (266 = IOERR_READ): retried a few times.
+        for _ in 0..<5 {
+            do { return try readRuns() } catch let error as SQLiteError where error.code & 0xff == 10 { usleep(200_000) }
         }
+        return try readRuns()
     }
 
     private func readRuns() throws -> [RunRow] {
