@@ -78,6 +78,20 @@ final class RawHTTPClient {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            // Streamed answers (server-sent events, logs): chunks until the empty one.
+            var body = Data()
+            while true {
+                while buffer.range(of: Data("\r\n".utf8)) == nil { try fill() }
+                let lineEnd = buffer.range(of: Data("\r\n".utf8))!
+                let size = Int(String(decoding: buffer[buffer.startIndex..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";")[0], radix: 16) ?? 0
+                buffer = Data(buffer[lineEnd.upperBound...])
+                while buffer.count < size + 2 { try fill() }
+                body.append(buffer.prefix(size))
+                buffer = Data(buffer.dropFirst(size + 2))
+                if size == 0 { return Response(status: status, headers: headers, body: body) }
+            }
+        }
         let length = Int(headers["content-length"] ?? "0") ?? 0
         while buffer.count < length { try fill() }
         let body = Data(buffer.prefix(length))

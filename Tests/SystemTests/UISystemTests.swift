@@ -55,6 +55,20 @@ struct UISystemTests {
         let page = try Self.get(port, "/runs/sw1")
         #expect(page.status == 200 && page.body.contains("coloured-output") && !page.body.contains("\u{1B}"))
         #expect(page.body.contains("class=\"Succeeded\">Succeeded"), "statuses appear as their words")
+        // The event stream resumes after the last line a browser got: none lost, none doubled.
+        let stream = try Self.get(port, "/runs/sw1/stream")
+        #expect(stream.headers["content-type"] == "text/event-stream" && stream.body.hasSuffix("event: status\ndata: Succeeded\n\n"))
+        let events = stream.body.components(separatedBy: "\n\n").filter { $0.hasPrefix("id: ") }
+        #expect(events.count > 5)
+        if events.count > 5 {
+            let thirdID = String(events[2].split(separator: "\n")[0].dropFirst(4))
+            let resumed = try RawHTTPClient(port: port).request(
+                "GET", "/runs/sw1/stream", headers: [Self.auth, ("Last-Event-ID", thirdID)])
+            let again = String(decoding: resumed.body, as: UTF8.self).components(separatedBy: "\n\n").filter { $0.hasPrefix("id: ") }
+            #expect(again == Array(events.dropFirst(3)), "resumed exactly after the third line")
+        }
+        let full = try Self.get(port, "/runs/sw1/log")
+        #expect(full.status == 200 && full.body.contains("coloured-output") && !full.body.contains("\u{1B}"))
         let tasks = try Self.get(port, "/")
         #expect(tasks.body.contains("sw1") && tasks.body.contains("Succeeded"))
         // Bad input and unknown things.

@@ -34,14 +34,16 @@ public struct Retention: Sendable {
         // A tag a newer run (of any task) also has is that run's: `latest` moves forward and is
         // never removed from under a run that still has to push it.
         var newestUser: [String: Int64] = [:]
+        var protected = Set<String>()
         for run in (try? await runs.list(top: 10_000)) ?? [] {
             for image in run.images { newestUser[image.tag] = max(newestUser[image.tag] ?? 0, run.number) }
+            // A run still on its way (building, waiting to push, pushing) keeps every tag it has.
+            if !run.status.isFinal { protected.formUnion(run.images.map(\.tag)) }
         }
-        var protected = Set<String>()
         for run in history.prefix(keep) { protected.formUnion(run.images.map(\.tag)) }
         let dayAgo = Timestamp(milliseconds: Timestamp.now().milliseconds - 86_400_000).iso8601
         var remove: [String] = []
-        for run in history.dropFirst(keep) {
+        for run in history.dropFirst(keep) where run.status.isFinal {
             let retryable = run.status != .succeeded && run.step == .push && run.images.contains { $0.digest.isEmpty }
             if retryable && run.createdAt > dayAgo { continue }
             for image in run.images

@@ -229,24 +229,45 @@ public struct UIController: Sendable {
 
     func logPath(_ id: String) -> String { RunExecutor.logPath(dataDirectory: config.current.dataDirectory, runID: id) }
 
-    /// The log's lines with terminal escapes removed.
-    func logLines(_ id: String) -> [Substring] {
-        guard let data = FileManager.default.contents(atPath: logPath(id)) else { return [] }
-        let text = TerminalText.strip(String(decoding: data, as: UTF8.self))
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        if lines.last == "" { lines.removeLast() }
-        return lines
+    /// Whole lines of the log from byte `offset` on (at most `limit` bytes), terminal escapes
+    /// removed, each with the byte offset just after it (the stream's event id), and where the
+    /// next read starts. A line still being written waits for the next read.
+    func readLines(_ id: String, from offset: UInt64, limit: Int = 1 << 20) -> (lines: [(text: String, end: UInt64)], next: UInt64) {
+        guard let handle = FileHandle(forReadingAtPath: logPath(id)) else { return ([], offset) }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        let data = (try? handle.read(upToCount: limit)) ?? Data()
+        var lines: [(String, UInt64)] = []
+        var start = data.startIndex
+        var position = offset
+        while let newline = data[start...].firstIndex(of: 0x0a) {
+            position += UInt64(newline - start + 1)
+            lines.append((TerminalText.strip(String(decoding: data[start..<newline], as: UTF8.self)), position))
+            start = newline + 1
+        }
+        return (lines, position)
+    }
+
+    /// The last lines of the log, read from its end only (a 100k-line log is not loaded whole).
+    func tail(_ id: String) -> (lines: [String], truncated: Bool, end: UInt64) {
+        let path = logPath(id)
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
+        let window: UInt64 = 256 * 1024
+        let start = size > window ? size - window : 0
+        var (lines, end) = readLines(id, from: start, limit: Int(window))
+        if start > 0, !lines.isEmpty { lines.removeFirst() }  // probably cut in the middle
+        let truncated = start > 0 || lines.count > Self.tailLines
+        return (lines.suffix(Self.tailLines).map(\.text), truncated, end)
     }
 
     func runPage(_ id: String, _ user: String) async throws -> Response {
         guard let run = try await runs.run(id) else { throw Operations.Refusal(status: .notFound, message: "no run with ID '\(id)'") }
-        let lines = logLines(id)
-        let shown = lines.suffix(Self.tailLines)
+        let (shown, truncated, end) = tail(id)
         var values: [String: Any] = [
             "title": "Run \(id)", "id": id, "task": run.task, "status": run.status.rawValue, "trigger": run.trigger.rawValue,
             "commit": run.commit, "branch": run.branch, "tag": run.tag.isEmpty ? "" : "tag \(run.tag)", "engine": run.engine.isEmpty ? "local" : run.engine,
             "step": run.step.rawValue, "created": Self.relative(run.createdAt),
-            "log": shown.joined(separator: "\n"), "total": lines.count, "shown": shown.count, "truncated": lines.count > shown.count,
+            "log": shown.joined(separator: "\n"), "offset": end, "shown": shown.count, "truncated": truncated,
             "active": !run.status.isFinal,
             "retryable": run.status.isFinal && run.status != .succeeded && run.step == .push && run.images.contains { $0.digest.isEmpty },
             "durations": ["fetch", "checkout", "build", "push"].compactMap { step in
@@ -272,26 +293,38 @@ public struct UIController: Sendable {
 
     func fullLog(_ id: String) async throws -> Response {
         guard try await runs.run(id) != nil else { throw Operations.Refusal(status: .notFound, message: "no run with ID '\(id)'") }
-        let text = logLines(id).joined(separator: "\n") + "\n"
-        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        let controller = self
+        // Streamed a megabyte at a time: the full text of a long log is never held whole.
+        let body = ResponseBody { writer in
+            var offset: UInt64 = 0
+            while true {
+                let (lines, next) = controller.readLines(id, from: offset)
+                if lines.isEmpty { break }
+                try await writer.write(ByteBuffer(string: lines.map(\.text).joined(separator: "\n") + "\n"))
+                offset = next
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
     }
 
-    /// Server-sent events: one `data:` per new log line (`id:` = its line number, so a browser
-    /// that reconnects resumes after the last line it got: `Last-Event-ID`), then the final status.
+    /// Server-sent events: one `data:` per new log line (`id:` = the byte offset after it, so a
+    /// browser that reconnects resumes after the last line it got: `Last-Event-ID`), then the final status.
     func stream(_ request: Request, _ id: String) async throws -> Response {
         guard try await runs.run(id) != nil else { throw Operations.Refusal(status: .notFound, message: "no run with ID '\(id)'") }
-        let start = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) } ?? request.uri.queryParameters["from"].flatMap { Int($0) } ?? 0
+        let start =
+            request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { UInt64($0) } ?? request.uri.queryParameters["from"].flatMap { UInt64($0) } ?? 0
         let runs = self.runs
         let controller = self
         let body = ResponseBody { writer in
             var next = start
             while true {
                 let final = try await runs.run(id)?.status
-                let lines = controller.logLines(id)
-                if lines.count > next {
+                let (lines, after) = controller.readLines(id, from: next)
+                if !lines.isEmpty {
                     var chunk = ""
-                    for (offset, line) in lines[next...].enumerated() { chunk += "id: \(next + offset + 1)\ndata: \(line)\n\n" }
-                    next = lines.count
+                    for line in lines { chunk += "id: \(line.end)\ndata: \(line.text)\n\n" }
+                    next = after
                     try await writer.write(ByteBuffer(string: chunk))
                     continue
                 }

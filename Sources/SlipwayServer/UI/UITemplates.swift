@@ -53,11 +53,11 @@ enum UITemplates {
         </dl>
         <p>{{#active}}<form method="post" action="/runs/{{id}}/cancel"><input type="hidden" name="csrf" value="{{csrf}}"><button id="cancel">Cancel</button></form>{{/active}}
         {{#retryable}}<form method="post" action="/runs/{{id}}/retry-push"><input type="hidden" name="csrf" value="{{csrf}}"><button>Retry push</button></form>{{/retryable}}
-        <a href="/runs/{{id}}/log">Full log</a>{{#truncated}} <span class="muted">(the page shows the last {{shown}} of {{total}} lines)</span>{{/truncated}}</p>
+        <a href="/runs/{{id}}/log">Full log</a>{{#truncated}} <span class="muted">(the page shows the last {{shown}} lines)</span>{{/truncated}}</p>
         <pre id="log">{{log}}</pre>
         {{#active}}<script>
         (function(){var log=document.getElementById('log'),st=document.getElementById('status');
-        var es=new EventSource('/runs/{{id}}/stream?from={{total}}');
+        var es=new EventSource('/runs/{{id}}/stream?from={{offset}}');
         es.onmessage=function(e){log.appendChild(document.createTextNode(e.data+'\\n'));};
         es.addEventListener('status',function(e){st.textContent=e.data;st.className=e.data;es.close();var c=document.getElementById('cancel');if(c)c.remove();});})();
         </script>{{/active}}
