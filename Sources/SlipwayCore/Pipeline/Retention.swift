@@ -31,12 +31,12 @@ public struct Retention: Sendable {
         let env = environment()
         let keep = env.retention.keepImages
         guard let history = try? await runs.list(task: task, top: 10_000), history.count > keep else { return }
-        // A tag a newer run (of any task) also has is that run's: `latest` moves forward and is
-        // never removed from under a run that still has to push it.
-        var newestUser: [String: Int64] = [:]
+        // Only a tag no other run has is removed: a shared tag (`latest`) moves from run to run and
+        // is never taken from under a run that may still have to push it.
+        var users: [String: Set<Int64>] = [:]
         var protected = Set<String>()
         for run in (try? await runs.list(top: 10_000)) ?? [] {
-            for image in run.images { newestUser[image.tag] = max(newestUser[image.tag] ?? 0, run.number) }
+            for image in run.images { users[image.tag, default: []].insert(run.number) }
             // A run still on its way (building, waiting to push, pushing) keeps every tag it has.
             if !run.status.isFinal { protected.formUnion(run.images.map(\.tag)) }
         }
@@ -47,7 +47,7 @@ public struct Retention: Sendable {
             let retryable = run.status != .succeeded && run.step == .push && run.images.contains { $0.digest.isEmpty }
             if retryable && run.createdAt > dayAgo { continue }
             for image in run.images
-            where !protected.contains(image.tag) && !remove.contains(image.tag) && (newestUser[image.tag] ?? 0) <= run.number {
+            where !protected.contains(image.tag) && !remove.contains(image.tag) && users[image.tag] == [run.number] {
                 remove.append(image.tag)
             }
         }
