@@ -10,10 +10,8 @@ public struct AdminController: Sendable {
     let config: ConfigStore
     let log: EventLog
     let runs: RunStore
-    let executor: RunExecutor
-    let control: RunControl
-    let wake: CommitSignal
-    let pushWake: CommitSignal
+    /// Manual runs, cancel, retry-push, replay: shared with the web page.
+    let operations: Operations
     /// The daemon's one reload (the same as SIGHUP): validate, swap, re-read the webhook secrets, log.
     let reload: @Sendable () -> Result<SlipwayConfig, ConfigErrors>
     let logger: Logger
@@ -23,22 +21,18 @@ public struct AdminController: Sendable {
     let engines: EnginePool?
 
     public init(
-        config: ConfigStore, log: EventLog, runs: RunStore, executor: RunExecutor, control: RunControl, wake: CommitSignal,
-        pushWake: CommitSignal, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger,
+        operations: Operations, reload: @escaping @Sendable () -> Result<SlipwayConfig, ConfigErrors>, logger: Logger,
         baseImages: BaseImageStore? = nil, github: GitHubClients? = nil, outbox: StatusOutbox? = nil, engines: EnginePool? = nil
     ) {
         self.engines = engines
         self.baseImages = baseImages
         self.github = github
         self.outbox = outbox
-        self.config = config
+        self.operations = operations
+        self.config = operations.config
         self.reload = reload
-        self.log = log
-        self.runs = runs
-        self.executor = executor
-        self.control = control
-        self.wake = wake
-        self.pushWake = pushWake
+        self.log = operations.log
+        self.runs = operations.runs
         self.logger = logger
     }
 
@@ -123,10 +117,6 @@ public struct AdminController: Sendable {
             docs.append(doc)
         }
         return docs
-    }
-
-    var operations: Operations {
-        Operations(config: config, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, logger: logger)
     }
 
     /// Runs an operation, answering its refusal as a problem document.

@@ -108,9 +108,11 @@ struct Daemon {
         let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let outbox = StatusOutbox(database: database)
+        let operations = Operations(
+            config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, logger: logger)
         let admin = AdminController(
-            config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, reload: { reload() },
-            logger: logger, baseImages: baseImages, github: github, outbox: outbox, engines: engines)
+            operations: operations, reload: { reload() }, logger: logger, baseImages: baseImages, github: github, outbox: outbox,
+            engines: engines)
         let listen = config.listen
         let logger = self.logger
         let environment = ProcessInfo.processInfo.environment
@@ -137,9 +139,7 @@ struct Daemon {
             allowTestHang: environment["SLIPWAY_TEST_HANG"] == "1", logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let ui = config.ui {
-            let operations = Operations(
-                config: store, log: log, runs: runs, executor: executor, control: control, wake: wake, pushWake: pushWake, logger: logger)
-            let controller = UIController(config: store, log: log, runs: runs, operations: operations, users: users)
+            let controller = UIController(operations: operations, users: users)
             services.append(.init(service: UIServer.application(controller: controller, listen: ui.listen, logger: logger)))
         }
         let group = ServiceGroup(

@@ -19,8 +19,6 @@ public actor BuilderStage: Service {
     let engines: EnginePool?
     private var lastCachePrune: ContinuousClock.Instant?
 
-    /// How many builds run now.
-    public private(set) var running = 0
     /// Set when the builder has stopped for good (shutdown): nothing more reaches the pusher.
     public nonisolated let finished = StopFlag()
 
@@ -56,12 +54,10 @@ public actor BuilderStage: Service {
                 }
                 guard let engines = self.engines else { return try await runs.claimForBuild(limit: limit) }
                 return try await Self.place(runs: runs, engines: engines, config: config(), limit: limit)
-            }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
+            }, perform: { await self.perform($0) })
         finished.set()
         pushWake.bump()
     }
-
-    func set(running: Int) { self.running = running }
 
     /// Places the oldest queued runs on engines (labels, health, load, warm cache) and claims them;
     /// a run no engine can take stays queued and says why.

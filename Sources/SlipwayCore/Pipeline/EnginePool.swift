@@ -99,8 +99,6 @@ public final class EnginePool: Sendable {
         return changed
     }
 
-    public func isUp(_ engine: String) -> Bool { state.withLock { $0.up[engine] ?? true } }
-
     func publish() {
         let snapshot = state.withLock { $0 }
         for engine in engines {

@@ -15,8 +15,6 @@ public actor PusherStage: Service {
     let upstreamFinished: StopFlag
     let retention: Retention?
 
-    /// How many pushes run now.
-    public private(set) var running = 0
 
     public init(
         runs: RunStore, executor: RunExecutor, config: @escaping @Sendable () -> SlipwayConfig, wake: CommitSignal, control: RunControl,
@@ -40,10 +38,8 @@ public actor PusherStage: Service {
             name: "pushes", wake: wake, limit: { config().pushes.maxConcurrent }, grace: { config().builds.stopGrace }, control: control,
             logger: logger, upstreamBusy: { !upstream.isSet })
         await loop.run(
-            claim: { try await runs.claimForPush(limit: $0) }, perform: { await self.perform($0) }, running: { await self.set(running: $0) })
+            claim: { try await runs.claimForPush(limit: $0) }, perform: { await self.perform($0) })
     }
-
-    func set(running: Int) { self.running = running }
 
     nonisolated func perform(_ run: RunRecord) async {
         let logger = self.logger.for(run)

@@ -30,12 +30,14 @@ public struct Retention: Sendable {
     public func pruneImages(task: String) async {
         let env = environment()
         let keep = env.retention.keepImages
-        guard let history = try? await runs.list(task: task, top: 10_000), history.count > keep else { return }
+        guard let all = try? await runs.list(top: 10_000) else { return }
+        let history = all.filter { $0.task == task }  // newest first, like `all`
+        guard history.count > keep else { return }
         // Only a tag no other run has is removed: a shared tag (`latest`) moves from run to run and
         // is never taken from under a run that may still have to push it.
         var users: [String: Set<Int64>] = [:]
         var protected = Set<String>()
-        for run in (try? await runs.list(top: 10_000)) ?? [] {
+        for run in all {
             for image in run.images { users[image.tag, default: []].insert(run.number) }
             // A run still on its way (building, waiting to push, pushing) keeps every tag it has.
             if !run.status.isFinal { protected.formUnion(run.images.map(\.tag)) }

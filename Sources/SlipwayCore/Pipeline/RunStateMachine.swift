@@ -98,8 +98,6 @@ public enum RunStateMachine {
         case supersede(by: String)
         /// `slipway run retry-push`.
         case retryPush(requestedBy: String)
-        /// The daemon restarted while the run was held by a stage.
-        case restart
         /// A queued run cannot start yet (disk space): the reason says why.
         case hold(reason: String)
     }

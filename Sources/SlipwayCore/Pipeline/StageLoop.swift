@@ -21,8 +21,7 @@ struct StageLoop: Sendable {
     var upstreamBusy: @Sendable () -> Bool = { false }
 
     func run(
-        claim: @escaping @Sendable (Int) async throws -> [RunRecord], perform: @escaping @Sendable (RunRecord) async -> Void,
-        running: @escaping @Sendable (Int) async -> Void
+        claim: @escaping @Sendable (Int) async throws -> [RunRecord], perform: @escaping @Sendable (RunRecord) async -> Void
     ) async {
         let draining = StopFlag()
         await withGracefulShutdownHandler {
@@ -40,7 +39,6 @@ struct StageLoop: Sendable {
                                 return true
                             }
                         }
-                        if !claimed.isEmpty { await running(held) }
                     } catch {
                         logger.error("\(name): cannot claim runs; retrying", metadata: ["error": "\(error)"])
                         try? await Task.sleep(for: .seconds(1))
@@ -56,7 +54,6 @@ struct StageLoop: Sendable {
                     guard let finishedRun = await group.next() else { break }
                     if finishedRun {
                         held -= 1
-                        await running(held)
                     } else {
                         waiting = false
                     }

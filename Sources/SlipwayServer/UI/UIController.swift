@@ -23,10 +23,10 @@ public struct UIController: Sendable {
     /// Passwords already checked against their bcrypt hash (by SHA-256): bcrypt is slow on purpose.
     let verified = VerifiedLogins()
 
-    public init(config: ConfigStore, log: EventLog, runs: RunStore, operations: Operations, users: [String: String]?) {
-        self.config = config
-        self.log = log
-        self.runs = runs
+    public init(operations: Operations, users: [String: String]?) {
+        self.config = operations.config
+        self.log = operations.log
+        self.runs = operations.runs
         self.operations = operations
         self.users = users
         self.csrfKey = (0..<32).map { _ in UInt8.random(in: 0...255) }
