@@ -7,7 +7,7 @@ import SlipwayCore
 #endif
 
 /// `slipway backup FILE` (online, through the daemon) and `slipway backup --verify FILE` (offline).
-struct BackupCommand: ParsableCommand {
+struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Write a consistent copy of the database (events, runs) to FILE, or verify one.",
@@ -21,9 +21,9 @@ struct BackupCommand: ParsableCommand {
     @Argument(help: "The backup file.") var file: String
     @Flag(help: "Check FILE instead of writing it.") var verify = false
 
-    func run() throws {
+    func run() async throws {
         if verify { return try check() }
-        try withDaemon {
+        try await withDaemon {
             let partial = file + ".partial"
             unlink(partial)
             let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -34,7 +34,7 @@ struct BackupCommand: ParsableCommand {
             var failed: String?
             var written = 0
             do {
-                try client.client.request("GET", "/v1/backup") { chunk in
+                try await client.client.request("GET", "/v1/backup") { chunk in
                     guard failed == nil else { return }
                     if !chunk.withUnsafeBytes({ UnixIO.writeAll(fd, $0) }) {
                         failed = String(cString: strerror(errno))

@@ -39,9 +39,9 @@ struct ClientOptions: ParsableArguments {
 }
 
 /// Runs a client command, turning failures into DESIGN.md's exit codes: 1 failed, 3 daemon unreachable.
-func withDaemon(_ body: () throws -> Void) throws {
+func withDaemon(_ body: () async throws -> Void) async throws {
     do {
-        try body()
+        try await body()
     } catch let error as AdminClient.Unreachable {
         FileHandleOutput.stderr("error: \(error)")
         throw ExitCode(3)

@@ -101,11 +101,12 @@ struct Daemon {
         disk.check(config.dataDirectory, minimum: config.retention.minFreeDisk)
         if let low = disk.low { logger.warning("no new build starts: \(low)") }
         let retention = Retention(
-            runs: runs, environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, logger: logger)
+            runs: runs, environment: { BuildEnvironment(config: store.current, environment: processEnvironment) }, engines: engines,
+            logger: logger)
         let builder = BuilderStage(
             runs: runs, executor: executor, config: { store.current }, wake: wake, pushWake: pushWake, control: control, logger: logger,
             disk: disk, retention: retention, engines: engines)
-        let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low })
+        let controller = WebhookController(log: log, intake: intake, logger: logger, diskLow: { disk.low ?? engines.diskLow })
         let reload = Reload(store: store, webhook: controller, running: config, certificates: certificates, logger: logger)
         let outbox = StatusOutbox(database: database)
         let operations = Operations(
@@ -139,7 +140,7 @@ struct Daemon {
             allowTestHang: environment["SLIPWAY_TEST_HANG"] == "1", logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let ui = config.ui {
-            let controller = UIController(operations: operations, users: users)
+            let controller = UIController(operations: operations, users: users, engines: engines)
             services.append(.init(service: UIServer.application(controller: controller, listen: ui.listen, logger: logger)))
         }
         let group = ServiceGroup(

@@ -6,14 +6,14 @@ import SlipwayCore
 struct EngineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "engine", abstract: "The Docker engines builds run on.", subcommands: [List.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Engines: state, load, labels, last error.")
         @OptionGroup var client: ClientOptions
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let engines = try client.client.get("/v1/engines", as: [AdminAPI.Engine].self)
+        func run() async throws {
+            try await withDaemon {
+                let engines = try await client.client.get("/v1/engines", as: [AdminAPI.Engine].self)
                 if output == .json { return try printJSON(engines) }
                 var lines = ["NAME  STATE  RUNNING  HOST  LABELS  LAST ERROR"]
                 for e in engines {

@@ -6,15 +6,15 @@ struct EventCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "event", abstract: "The event log, match traces, and replay.", subcommands: [List.self, Show.self, Replay.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Deliveries, newest first.")
         @OptionGroup var client: ClientOptions
         @Option(help: "How many events.") var top = 15
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let events = try client.client.get("/v1/events?top=\(top)", as: [AdminAPI.Event].self)
+        func run() async throws {
+            try await withDaemon {
+                let events = try await client.client.get("/v1/events?top=\(top)", as: [AdminAPI.Event].self)
                 if output == .json { return try printJSON(events) }
                 printTable(
                     ["SEQ", "TYPE", "DELIVERY", "REPOSITORY", "REF", "COMMIT", "RECEIVED"],
@@ -28,33 +28,33 @@ struct EventCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One event and its match trace: for each task, matched or why not.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The event's seq.") var seq: Int64
         @Flag(help: "Include the payload as received.") var payload = false
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let event = try client.client.get("/v1/events/\(seq)\(payload ? "?payload=1" : "")", as: AdminAPI.Event.self)
+        func run() async throws {
+            try await withDaemon {
+                let event = try await client.client.get("/v1/events/\(seq)\(payload ? "?payload=1" : "")", as: AdminAPI.Event.self)
                 if output == .json { return try printJSON(event) }
                 printEvent(event)
             }
         }
     }
 
-    struct Replay: ParsableCommand {
+    struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Match a stored event again against the current tasks (trigger 'replay').")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The event's seq.") var seq: Int64
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
+        func run() async throws {
+            try await withDaemon {
                 let event = try AdminAPI.decoder.decode(
-                    AdminAPI.Event.self, from: client.client.request("POST", "/v1/events/\(seq)/replay").body)
+                    AdminAPI.Event.self, from: await client.client.request("POST", "/v1/events/\(seq)/replay").body)
                 if output == .json { return try printJSON(event) }
                 printEvent(event)
                 let queued = (event.trace ?? []).compactMap(\.runId)

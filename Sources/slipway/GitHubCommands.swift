@@ -13,31 +13,31 @@ struct GitHubCommand: ParsableCommand {
             subcommands: [Create.self, List.self, Delete.self])
     }
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the webhook (JSON, the first webhook secret, push and pull_request), or update ours.")
         @OptionGroup var client: ClientOptions
         @Option(help: "OWNER/NAME") var repo: String
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let hook = try client.client.post("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", body: Empty(), as: AdminAPI.GitHubHook.self)
+        func run() async throws {
+            try await withDaemon {
+                let hook = try await client.client.post("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", body: Empty(), as: AdminAPI.GitHubHook.self)
                 if output == .json { return try printJSON(hook) }
                 FileHandleOutput.stdout("\(hook.created ? "Created" : "Updated") webhook \(hook.id) on \(hook.repo): \(hook.url) (\(hook.events.joined(separator: ", ")))")
             }
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Our webhook on the repository (other services' hooks are not shown).")
         @OptionGroup var client: ClientOptions
         @Option(help: "OWNER/NAME") var repo: String
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let hooks = try client.client.get("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", as: [AdminAPI.GitHubHook].self)
+        func run() async throws {
+            try await withDaemon {
+                let hooks = try await client.client.get("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", as: [AdminAPI.GitHubHook].self)
                 if output == .json { return try printJSON(hooks) }
                 if hooks.isEmpty { return FileHandleOutput.stdout("\(repo) has no webhook pointing at this Slipway") }
                 for hook in hooks {
@@ -47,14 +47,14 @@ struct GitHubCommand: ParsableCommand {
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete our webhook from the repository.")
         @OptionGroup var client: ClientOptions
         @Option(help: "OWNER/NAME") var repo: String
 
-        func run() throws {
-            try withDaemon {
-                let hook = try client.client.delete("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", as: AdminAPI.GitHubHook.self)
+        func run() async throws {
+            try await withDaemon {
+                let hook = try await client.client.delete("/v1/github/hooks?repo=\(repo.urlQueryEscaped)", as: AdminAPI.GitHubHook.self)
                 FileHandleOutput.stdout("Deleted webhook \(hook.id) from \(hook.repo)")
             }
         }

@@ -6,7 +6,7 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "List, inspect and cancel runs.", subcommands: [List.self, Show.self, Cancel.self, RetryPush.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Runs, newest first.")
         @OptionGroup var client: ClientOptions
         @Option(help: "Only this task's runs.") var task: String?
@@ -14,12 +14,12 @@ struct RunCommand: ParsableCommand {
         @Option(help: "How many runs.") var top = 15
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
+        func run() async throws {
             var query = ["top=\(top)"]
             if let task { query.append("task=\(task.urlQueryEscaped)") }
             if let status { query.append("status=\(status.urlQueryEscaped)") }
-            try withDaemon {
-                let runs = try client.client.get("/v1/runs?" + query.joined(separator: "&"), as: [AdminAPI.Run].self)
+            try await withDaemon {
+                let runs = try await client.client.get("/v1/runs?" + query.joined(separator: "&"), as: [AdminAPI.Run].self)
                 if output == .json { return try printJSON(runs) }
                 printTable(
                     ["RUN ID", "TASK", "STATUS", "TRIGGER", "COMMIT", "BRANCH", "STARTED", "DURATION"],
@@ -33,36 +33,36 @@ struct RunCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One run: status, images and digests, step durations.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The run ID, like sw7.") var id: String
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let run = try client.client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
+        func run() async throws {
+            try await withDaemon {
+                let run = try await client.client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
                 if output == .json { return try printJSON(run) }
                 printRun(run)
             }
         }
     }
 
-    struct Cancel: ParsableCommand {
+    struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a queued run at once, or stop a running one (TERM, then KILL).")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The run ID.") var id: String
 
-        func run() throws {
-            try withDaemon {
+        func run() async throws {
+            try await withDaemon {
                 let run = try AdminAPI.decoder.decode(
-                    AdminAPI.Run.self, from: client.client.request("POST", "/v1/runs/\(id.urlPathEscaped)/cancel").body)
+                    AdminAPI.Run.self, from: await client.client.request("POST", "/v1/runs/\(id.urlPathEscaped)/cancel").body)
                 FileHandleOutput.stdout("Run \(run.id): \(run.status)\(run.reason.isEmpty ? "" : " (\(run.reason))")")
             }
         }
     }
 
-    struct RetryPush: ParsableCommand {
+    struct RetryPush: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "retry-push",
             abstract: "Push the images of a run whose push failed (registry down), without building again.")
@@ -70,12 +70,12 @@ struct RunCommand: ParsableCommand {
         @Argument(help: "The run ID.") var id: String
         @Flag(help: "Return right after queueing.") var noLogs = false
 
-        func run() throws {
-            try withDaemon {
-                _ = try client.client.post("/v1/runs/\(id.urlPathEscaped)/retry-push", body: [String: String](), as: AdminAPI.Queued.self)
+        func run() async throws {
+            try await withDaemon {
+                _ = try await client.client.post("/v1/runs/\(id.urlPathEscaped)/retry-push", body: [String: String](), as: AdminAPI.Queued.self)
                 FileHandleOutput.stdout("Queued the push of run \(id) again")
                 if noLogs { return }
-                try followToTheEnd(client.client, id: id)
+                try await followToTheEnd(client.client, id: id)
             }
         }
     }
@@ -113,7 +113,7 @@ func printRun(_ run: AdminAPI.Run) {
     FileHandleOutput.stdout(rows.map { "\($0.0.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.1)" }.joined(separator: "\n"))
 }
 
-struct LogsCommand: ParsableCommand {
+struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs", abstract: "A run's log; by default the most recently updated run.")
     @OptionGroup var client: ClientOptions
@@ -125,31 +125,31 @@ struct LogsCommand: ParsableCommand {
         if runId != nil && task != nil { throw ValidationError("give --run-id or --task, not both") }
     }
 
-    func run() throws {
-        try withDaemon {
+    func run() async throws {
+        try await withDaemon {
             let id: String
             if let runId {
                 id = runId
             } else {
                 let query = task.map { "?task=\($0.urlQueryEscaped)" } ?? ""
-                id = try client.client.get("/v1/runs/latest" + query, as: AdminAPI.Run.self).id
+                id = try await client.client.get("/v1/runs/latest" + query, as: AdminAPI.Run.self).id
             }
-            try streamLog(client.client, id: id, follow: follow)
+            try await streamLog(client.client, id: id, follow: follow)
         }
     }
 }
 
 /// Streams the run's log until it ends; exits 1 unless it succeeded.
-func followToTheEnd(_ client: AdminClient, id: String) throws {
-    try streamLog(client, id: id, follow: true)
-    let run = try client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
+func followToTheEnd(_ client: AdminClient, id: String) async throws {
+    try await streamLog(client, id: id, follow: true)
+    let run = try await client.get("/v1/runs/\(id.urlPathEscaped)", as: AdminAPI.Run.self)
     if run.status != RunStatus.succeeded.rawValue { throw ExitCode(1) }
 }
 
 /// Writes the run's log to stdout as it arrives.
-func streamLog(_ client: AdminClient, id: String, follow: Bool) throws {
+func streamLog(_ client: AdminClient, id: String, follow: Bool) async throws {
     // Build output's terminal escapes (colours, cursor moves) are removed: they are not ours to replay.
-    try client.request("GET", "/v1/runs/\(id.urlPathEscaped)/log\(follow ? "?follow=1" : "")") { chunk in
+    try await client.request("GET", "/v1/runs/\(id.urlPathEscaped)/log\(follow ? "?follow=1" : "")") { chunk in
         FileHandleOutput.raw(Data(TerminalText.strip(String(decoding: chunk, as: UTF8.self)).utf8))
     }
 }

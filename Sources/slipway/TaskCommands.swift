@@ -7,14 +7,14 @@ struct TaskCommand: ParsableCommand {
         commandName: "task", abstract: "Build tasks: list, show, run by hand, create, update, delete.",
         subcommands: [List.self, Show.self, Run.self, Create.self, Update.self, Delete.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tasks, with their last run.")
         @OptionGroup var client: ClientOptions
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon {
-                let tasks = try client.client.get("/v1/tasks", as: [AdminAPI.Task].self)
+        func run() async throws {
+            try await withDaemon {
+                let tasks = try await client.client.get("/v1/tasks", as: [AdminAPI.Task].self)
                 if output == .json { return try printJSON(tasks) }
                 printTable(
                     ["NAME", "CONTEXT", "ENABLED", "LAST RUN", "STATUS", "WHEN"],
@@ -28,18 +28,18 @@ struct TaskCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One task.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The task name.") var name: String
         @Option(help: "table or json.") var output: OutputFormat = .table
 
-        func run() throws {
-            try withDaemon { try showTask(client.client, name: name, output: output) }
+        func run() async throws {
+            try await withDaemon { try await showTask(client.client, name: name, output: output) }
         }
     }
 
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Queue a run by hand and stream its log; exits 0 only when it succeeds.")
         @OptionGroup var client: ClientOptions
@@ -52,15 +52,15 @@ struct TaskCommand: ParsableCommand {
             if branch != nil && commit != nil { throw ValidationError("give --branch or --commit, not both") }
         }
 
-        func run() throws {
-            try withDaemon {
-                let queued = try client.client.post(
+        func run() async throws {
+            try await withDaemon {
+                let queued = try await client.client.post(
                     "/v1/tasks/\(name.urlPathEscaped)/runs", body: AdminAPI.RunRequest(branch: branch, commit: commit),
                     as: AdminAPI.Queued.self)
                 FileHandleOutput.stdout("Queued a run with ID: \(queued.runId)")
                 if noLogs { return }
                 FileHandleOutput.stdout("Waiting for the run to start and streaming its log...")
-                try followToTheEnd(client.client, id: queued.runId)
+                try await followToTheEnd(client.client, id: queued.runId)
             }
         }
     }
@@ -89,14 +89,14 @@ struct TaskCommand: ParsableCommand {
         @Flag(help: "Do not rebuild when a base image changes in its registry.") var noBaseImageTrigger = false
     }
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write tasks.d/NAME.yaml beside the config, validate it with the rest, and reload the daemon.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The task name.") var name: String
         @OptionGroup var definition: Definition
 
-        func run() throws {
+        func run() async throws {
             guard definition.context != nil else { throw ValidationError("--context is required") }
             guard !definition.tags.isEmpty else { throw ValidationError("at least one -t/--tag is required") }
             let file = TaskFiles(configPath: client.configPath)
@@ -105,41 +105,41 @@ struct TaskCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             try file.write(name: name, yaml: TaskFiles.yaml(name: name, definition: definition, base: nil))
-            try reloadAndShow(client, name: name, verb: "created")
+            try await reloadAndShow(client, name: name, verb: "created")
         }
     }
 
-    struct Update: ParsableCommand {
+    struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change a task made with `task create` (tasks.d/NAME.yaml) and reload.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The task name.") var name: String
         @OptionGroup var definition: Definition
 
-        func run() throws {
+        func run() async throws {
             let file = TaskFiles(configPath: client.configPath)
             let existing = try file.existing(name)
             try file.write(name: name, yaml: TaskFiles.yaml(name: name, definition: definition, base: existing), replacing: true)
-            try reloadAndShow(client, name: name, verb: "updated")
+            try await reloadAndShow(client, name: name, verb: "updated")
         }
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a task made with `task create` and reload.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The task name.") var name: String
 
-        func run() throws {
+        func run() async throws {
             let file = TaskFiles(configPath: client.configPath)
             _ = try file.existing(name)
             try FileManager.default.removeItem(atPath: file.path(name))
             FileHandleOutput.stdout("Deleted task \(name) (\(file.path(name)))")
-            try withDaemon { _ = try client.client.request("POST", "/v1/reload") }
+            try await withDaemon { _ = try await client.client.request("POST", "/v1/reload") }
         }
     }
 }
 
-func showTask(_ client: AdminClient, name: String, output: OutputFormat) throws {
-    let task = try client.get("/v1/tasks/\(name.urlPathEscaped)", as: AdminAPI.Task.self)
+func showTask(_ client: AdminClient, name: String, output: OutputFormat) async throws {
+    let task = try await client.get("/v1/tasks/\(name.urlPathEscaped)", as: AdminAPI.Task.self)
     if output == .json { return try printJSON(task) }
     var lines = [
         "Name         \(task.name)", "Context      \(task.context)", "Dockerfile   \(task.dockerfile)",
@@ -162,10 +162,10 @@ func showTask(_ client: AdminClient, name: String, output: OutputFormat) throws 
     FileHandleOutput.stdout(lines.joined(separator: "\n"))
 }
 
-func reloadAndShow(_ options: ClientOptions, name: String, verb: String) throws {
+func reloadAndShow(_ options: ClientOptions, name: String, verb: String) async throws {
     FileHandleOutput.stdout("Task \(name) \(verb): \(TaskFiles(configPath: options.configPath).path(name))")
-    try withDaemon {
-        _ = try options.client.request("POST", "/v1/reload")
-        try showTask(options.client, name: name, output: .table)
+    try await withDaemon {
+        _ = try await options.client.request("POST", "/v1/reload")
+        try await showTask(options.client, name: name, output: .table)
     }
 }

@@ -71,7 +71,8 @@ import Testing
 
         // And waits for the next commit rather than returning nothing.
         async let next = resumed.next()
-        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<500 where log.waitingConsumers == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(log.waitingConsumers == 1, "the feed parks until the next commit")
         _ = try await log.append(Self.delivery("d6"))
         #expect(try await next?.map(\.deliveryID) == ["d6"])
     }

@@ -246,9 +246,12 @@ import Testing
             log: log, tasks: { [scheduled] }, resolve: { _ in (String(repeating: "c", count: 40), nil) }, logger: Logger(label: "t"),
             now: { clock.withLock { $0 } })
         let running = Task { try await service.run() }
-        for _ in 0..<100 where log.lastCommittedSeq < 1 { try await Task.sleep(for: .milliseconds(10)) }
-        try await Task.sleep(for: .milliseconds(100))
+        // The start minute is saved only after the catch-up events are appended: then it is done.
+        for _ in 0..<500 where try await log.cursor(ScheduleService.cursorName) < t0 / 60 + 10 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         running.cancel()
+        #expect(try await log.cursor(ScheduleService.cursorName) == t0 / 60 + 10, "caught up to the start minute")
         let events = try await log.recent(top: 10)
         #expect(events.count == 1, "ten missed slots run once")
         #expect(events.first?.eventType == "schedule" && events.first?.hookID == "slipway" && events.first?.signature == "internal")

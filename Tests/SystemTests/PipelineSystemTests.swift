@@ -60,6 +60,7 @@ struct PipelineSystemTests {
 
         // While the build runs, the token is in no process's command line.
         try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
+        try expectProcScanFinds(TestEnvironment.token)
         var leaks: [String] = []
         while try daemon.runs().first?.status == "Running" {
             leaks += processesMentioning(TestEnvironment.token)
@@ -154,6 +155,7 @@ struct PipelineSystemTests {
         let extra = "    secret_build_args: { NPM_TOKEN: \"\(secretFile)\" }\n    push: false\n"
         let daemon = try Self.daemon(tasks: [Self.task("web", repo: repo, image: repo.name, extra: extra)])
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try expectProcScanFinds(secret)
         try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
         var leaks: [String] = []
         while try daemon.runs().first?.status == "Running" {

@@ -79,4 +79,52 @@ struct RetentionSystemTests {
         #expect(daemon.log.contains("disk space is back"))
         #expect(try daemon.storedDeliveries().count == 1, "every acknowledged delivery is in the log")
     }
+
+    /// min_free_disk on an engine: with room on data_dir but not where the engine keeps its
+    /// images, builds wait with a reason naming the engine, /healthz says so, and they start when
+    /// the engine has room again (here: the threshold lowered by a reload).
+    @Test func anEngineUnderMinFreeDiskHoldsBuilds() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("enginedisk"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        let docker = try TestEnvironment.require("SLIPWAY_TEST_DOCKER")
+        let info = try run(
+            docker, ["info", "--format", "{{.DockerRootDir}}"],
+            environment: ["DOCKER_HOST": try TestEnvironment.require("SLIPWAY_TEST_DOCKER_HOST"), "PATH": "/usr/bin:/bin"])
+        let root = info.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let engineFree = try #require(DiskGuard.freeBytes(root), "statvfs \(root)")
+        // One GB above what the engine's filesystem has; data_dir gets a roomy tmpfs of its own.
+        let minimum = (engineFree / 1_000_000_000 + 1) * 1_000_000_000
+        var config = try TestEnvironment.buildConfig()
+        config += "\nretention: { min_free_disk: \"\(minimum / 1_000_000_000)GB\" }\ntasks:\n"
+            + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        let data = daemon.dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(minimum / 1_000_000_000 + 50)g", "tmpfs", data])
+        #expect(mounted.status == 0, "\(mounted.err)")
+        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        try daemon.start()
+        // The first probe has measured the engine's disk (engine list shows it).
+        try daemon.waitUntil("the engine's disk measured", timeout: 20) {
+            let engines = try AdminAPI.decoder.decode(
+                [AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            return (engines.first?.diskFreeBytes ?? 0) > 0
+        }
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("the engine's reason recorded", timeout: 30) {
+            try daemon.runs().first?.reason.contains("engine local") == true
+        }
+        let waiting = try #require(try daemon.runs().first)
+        #expect(waiting.status == "Queued")
+        #expect(waiting.reason.contains(root) && waiting.reason.contains("min_free_disk"), "\(waiting.reason)")
+        let health = try RawHTTPClient(port: daemon.port).request("GET", "/healthz")
+        #expect(health.json["disk"] as? String == "low", "\(String(decoding: health.body, as: UTF8.self))")
+        #expect(daemon.log.contains("no new build starts on engine local"))
+
+        try daemon.rewriteConfig("min_free_disk: \"\(minimum / 1_000_000_000)GB\"", "min_free_disk: \"1MB\"")
+        daemon.signal(SIGHUP)
+        let done = try daemon.waitForRun("sw1", timeout: 60)
+        #expect(done.status == "Succeeded", "\(daemon.runLog("sw1"))")
+        #expect(daemon.log.contains("disk space is back on engine local"))
+    }
 }

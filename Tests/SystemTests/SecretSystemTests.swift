@@ -49,6 +49,7 @@ struct SecretSystemTests {
         let secrets = ["git token": TestEnvironment.token, "registry password": TestEnvironment.registryPassword, "build arg": buildArg]
         #expect(secrets.values.allSatisfy { $0.count >= 16 }, "real secrets to look for")
 
+        for value in secrets.values { try expectProcScanFinds(value) }
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
         try daemon.waitUntil("sw1 running") { try daemon.runs().first?.status == "Running" }
         var seen: [String: Set<String>] = [:]

@@ -175,16 +175,25 @@ struct StageSystemTests {
         #expect(show.trigger == "timer")
         let events = try cli(daemon, ["event", "list", "--output", "json"]).out
         #expect(events.contains("\"schedule\"") && events.contains("\"slipway\""), "\(events)")
-        // Stopped across at least one slot: at the next start it runs once, not once per slot.
+        // Stopped across a slot: at the next start the missed slot runs once. Waiting for the next
+        // minute is the scenario (time has to pass a slot); the check after the restart waits on
+        // the cursor, which the service saves only after appending the catch-up events.
         daemon.signal(SIGTERM)
         #expect(daemon.waitForExit() == 0)
         let before = try Self.scheduleEvents(daemon)
-        sleep(62)
+        let stoppedAt = try Self.scheduleCursor(daemon)
+        #expect(stoppedAt > 0)
+        while Int64(Date().timeIntervalSince1970) / 60 <= stoppedAt { usleep(200_000) }
+        let restartMinute = Int64(Date().timeIntervalSince1970) / 60
         try daemon.start()
-        try daemon.waitUntil("the missed slot", timeout: 10) { try Self.scheduleEvents(daemon) > before }
-        usleep(1_500_000)
+        try daemon.waitUntil("the schedule caught up", timeout: 10) { try Self.scheduleCursor(daemon) >= restartMinute }
         #expect(try Self.scheduleEvents(daemon) == before + 1, "one catch-up event for the missed slots")
         #expect(daemon.log.contains("schedule slot missed while stopped"))
+    }
+
+    static func scheduleCursor(_ daemon: DaemonProcess) throws -> Int64 {
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        return try db.prepare("SELECT seq FROM cursors WHERE name = 'schedule'").rows { $0.int(0) }.first ?? 0
     }
 
     static func scheduleEvents(_ daemon: DaemonProcess) throws -> Int64 {
@@ -246,8 +255,24 @@ struct StageSystemTests {
         #expect(daemon.runLog("sw2").contains("two"), "built on the new base")
         let run = try AdminAPI.decoder.decode(AdminAPI.Run.self, from: Data(try cli(daemon, ["run", "show", "sw2", "--output", "json"]).out.utf8))
         #expect(run.trigger == "base-image" && run.commit == sha)
-        usleep(5_000_000)
+        // Two more polls of the unchanged image (its checked_at moves twice) add no event and no run.
+        var seen = try Self.baseImageChecks(daemon)
+        for poll in 1...2 {
+            try daemon.waitUntil("base image poll \(poll)", timeout: 15) { try Self.baseImageChecks(daemon) != seen }
+            seen = try Self.baseImageChecks(daemon)
+        }
+        #expect(try Self.baseImageEvents(daemon) == 1, "one change, one event")
         #expect(try daemon.runs().count == 2, "one change, one rebuild")
+    }
+
+    static func baseImageChecks(_ daemon: DaemonProcess) throws -> [String] {
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        return try db.prepare("SELECT checked_at FROM base_image_watch ORDER BY image").rows { $0.text(0) }
+    }
+
+    static func baseImageEvents(_ daemon: DaemonProcess) throws -> Int64 {
+        let db = try SQLiteConnection(path: daemon.databasePath, readOnly: true)
+        return try db.prepare("SELECT COUNT(*) FROM events WHERE event_type = 'base_image'").rows { $0.int(0) }.first ?? 0
     }
 
     static func pullRequestPayload(repo: GitRepo, number: Int, sha: String, fork: Bool) -> Data {

@@ -93,26 +93,24 @@ struct SystemdInstallTests {
         return text
     }
 
-    @Test func installedServiceUnderSystemd() throws {
+    /// A container booted into systemd, with the host's docker group (so the slipway user may use
+    /// the mounted docker socket).
+    static func bootedMachine() throws -> Machine {
         let machine = try Machine()
         try machine.waitUntil("systemd running") {
             let state = try machine.exec(["systemctl", "is-system-running"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
             return state == "running" || state == "degraded"
         }
-        // The host's docker group, so the slipway user may use the mounted docker socket.
         let gid = try run("/usr/bin/getent", ["group", "docker"]).out.split(separator: ":")[2]
         try machine.exec(["groupadd", "-g", String(gid), "docker"])
+        return machine
+    }
 
+    /// Installed with install.sh, configured for the test registry and git server, started.
+    static func runningService() throws -> (machine: Machine, port: Int, repo: GitRepo, sha: String) {
+        let machine = try Self.bootedMachine()
         let install = try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"])
         #expect(install.status == 0, "\(install.err)")
-        #expect(install.out.contains("generated the webhook secret /etc/slipway/secrets/webhook (0600)"))
-        #expect(try machine.sh("stat -c '%U %a' /etc/slipway/secrets/webhook").out == "slipway 600\n")
-        #expect(try machine.sh("id -nG slipway").out.contains("docker"))
-        // A second install keeps the config it finds.
-        #expect(
-            try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"]).out.contains(
-                "kept the existing /etc/slipway/slipway.yaml"))
-
         let repo = try GitRepo(name: PipelineSystemTests.name("sd"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
         let port = try DaemonProcess.freePort()
@@ -140,6 +138,39 @@ struct SystemdInstallTests {
         #expect((try? RawHTTPClient(port: port).request("GET", "/healthz").status) == 200, "bound before READY=1")
         #expect(try machine.property("StatusText").hasPrefix("Ready"))
 
+        return (machine, port, repo, sha)
+    }
+
+    // Each part of the install story is a test of its own on a fresh machine: the first failure
+    // does not hide the rest.
+
+    @Test func installScriptCreatesUserSecretAndConfigAndUninstallKeepsData() throws {
+        let machine = try Self.bootedMachine()
+        let install = try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"])
+        #expect(install.status == 0, "\(install.err)")
+        #expect(install.out.contains("generated the webhook secret /etc/slipway/secrets/webhook (0600)"))
+        #expect(try machine.sh("stat -c '%U %a' /etc/slipway/secrets/webhook").out == "slipway 600\n")
+        #expect(try machine.sh("id -nG slipway").out.contains("docker"))
+        // A second install keeps the config it finds.
+        #expect(
+            try machine.exec(["/src/scripts/install.sh", "--binary", "/src/.build/debug/slipway"]).out.contains(
+                "kept the existing /etc/slipway/slipway.yaml"))
+
+        // Uninstall keeps config and data unless --purge.
+        // The service would have made its data (StateDirectory=): a stand-in for it.
+        #expect(try machine.sh("mkdir -p /var/lib/slipway && echo data > /var/lib/slipway/slipway.sqlite").status == 0)
+        #expect(try machine.exec(["/src/scripts/uninstall.sh"]).status == 0)
+        #expect(
+            try machine.sh(
+                "test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite"
+            ).status == 0)
+        #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)
+        #expect(try machine.sh("test ! -e /etc/slipway && ! getent passwd slipway").status == 0)
+
+    }
+
+    @Test func serviceStartsBuildsLogsToTheJournalReloadsAndStopsCleanly() throws {
+        let (machine, port, repo, sha) = try Self.runningService()
         // A signed webhook is answered and a build runs.
         let secret = try machine.exec(["cat", "/etc/slipway/secrets/webhook"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
         let body = repo.pushPayload(after: sha, files: ["app/Dockerfile"])
@@ -188,15 +219,6 @@ struct SystemdInstallTests {
         }
         #expect(try machine.property("MainPID") == pid, "reloaded in place")
 
-        // The watchdog restarts a hung daemon (SIGUSR2 simulates the hang in test mode).
-        let restarts = Int(try machine.property("NRestarts")) ?? 0
-        try machine.exec(["systemctl", "kill", "--kill-whom=main", "-s", "SIGUSR2", "slipway"])
-        try machine.waitUntil("a watchdog restart", timeout: 40) {
-            let restarted = (Int(try machine.property("NRestarts")) ?? 0) > restarts
-            return try restarted && machine.exec(["systemctl", "is-active", "slipway"]).out == "active\n"
-        }
-        #expect(try machine.exec(["journalctl", "-u", "slipway", "--no-pager", "-o", "cat"]).out.contains("Watchdog timeout"))
-
         // Stop: clean, inside TimeoutStopSec.
         let stopStarted = Date()
         #expect(try machine.exec(["systemctl", "stop", "slipway"]).status == 0)
@@ -212,15 +234,26 @@ struct SystemdInstallTests {
         let score = Double(afterName.split(separator: " ").first ?? "") ?? 99
         #expect(score <= 2.0, "\(line)")
 
-        // Uninstall keeps config and data unless --purge.
-        #expect(try machine.exec(["/src/scripts/uninstall.sh"]).status == 0)
-        #expect(
-            try machine.sh(
-                "test ! -e /usr/local/bin/slipway && test -e /etc/slipway/slipway.yaml && test -e /var/lib/slipway/slipway.sqlite"
-            ).status == 0)
-        #expect(try machine.exec(["/src/scripts/uninstall.sh", "--purge"]).status == 0)
-        #expect(try machine.sh("test ! -e /etc/slipway && ! getent passwd slipway").status == 0)
+        withExtendedLifetime(repo) {}
+    }
 
+    @Test func watchdogRestartsAHungDaemon() throws {
+        let (machine, _, repo, _) = try Self.runningService()
+        // The watchdog restarts a hung daemon (SIGUSR2 simulates the hang in test mode).
+        let restarts = Int(try machine.property("NRestarts")) ?? 0
+        try machine.exec(["systemctl", "kill", "--kill-whom=main", "-s", "SIGUSR2", "slipway"])
+        try machine.waitUntil("a watchdog restart", timeout: 40) {
+            let restarted = (Int(try machine.property("NRestarts")) ?? 0) > restarts
+            return try restarted && machine.exec(["systemctl", "is-active", "slipway"]).out == "active\n"
+        }
+        #expect(try machine.exec(["journalctl", "-u", "slipway", "--no-pager", "-o", "cat"]).out.contains("Watchdog timeout"))
+
+        withExtendedLifetime(repo) {}
+    }
+
+    @Test func debPackageInstallsStartsAndPurges() throws {
+        let machine = try Self.bootedMachine()
+        let port = try DaemonProcess.freePort()
         // The .deb has the same layout: its postinst creates the user, config and secret; the service starts.
         let deb = try run(
             Fixtures.root + "/scripts/make-deb.sh", ["--binary", Fixtures.root + "/.build/debug/slipway", "--output", machine.setup])
@@ -233,6 +266,5 @@ struct SystemdInstallTests {
         #expect(try machine.exec(["systemctl", "is-active", "slipway"]).out == "active\n")
         #expect(try machine.sh("dpkg --purge slipway").status == 0)
         #expect(try machine.sh("test ! -e /usr/local/bin/slipway && test ! -e /etc/slipway").status == 0)
-        withExtendedLifetime(repo) {}
     }
 }

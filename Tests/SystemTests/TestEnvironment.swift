@@ -247,6 +247,47 @@ func processesHolding(_ needle: String, environment: Bool) -> [(pid: String, cmd
     }
 }
 
+/// The positive control of the /proc scans: a process holding `needle` in its argv and its
+/// environment is found by both, so an empty scan result means "not there", not "not looked".
+func expectProcScanFinds(_ needle: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let control = Process()
+    control.executableURL = URL(fileURLWithPath: "/bin/sh")
+    // The shell's builtin `read` waits on a pipe nobody writes: no child inherits the value.
+    control.arguments = ["-c", "read line", "control", needle]
+    control.environment = ["PATH": "/usr/bin:/bin"]
+    let stdin = Pipe()
+    control.standardInput = stdin
+    try control.run()
+    defer {
+        kill(control.processIdentifier, SIGKILL)  // SIGTERM may be ignored, inherited from the test process
+        control.waitUntilExit()
+    }
+    var found: [(pid: String, cmdline: String, inArgs: Bool)] = []
+    for _ in 0..<100 {
+        found = processesHolding(needle, environment: true).filter { $0.pid == "\(control.processIdentifier)" }
+        if !found.isEmpty { break }
+        usleep(10_000)
+    }
+    #expect(found.first?.inArgs == true, "the argv scan sees a planted value", sourceLocation: sourceLocation)
+    _ = stdin
+    #expect(processesMentioning(needle).contains { $0.hasPrefix("\(control.processIdentifier):") }, sourceLocation: sourceLocation)
+    let environOnly = Process()
+    environOnly.executableURL = URL(fileURLWithPath: "/bin/sleep")
+    environOnly.arguments = ["30"]
+    environOnly.environment = ["SLIPWAY_CONTROL": needle]
+    try environOnly.run()
+    defer {
+        kill(environOnly.processIdentifier, SIGKILL)
+        environOnly.waitUntilExit()
+    }
+    var inEnviron = false
+    for _ in 0..<100 where !inEnviron {
+        inEnviron = processesHolding(needle, environment: true).contains { $0.pid == "\(environOnly.processIdentifier)" && !$0.inArgs }
+        if !inEnviron { usleep(10_000) }
+    }
+    #expect(inEnviron, "the environ scan sees a planted value", sourceLocation: sourceLocation)
+}
+
 /// Processes whose command line contains `needle`, as `pid: cmdline`.
 func processesMentioning(_ needle: String) -> [String] {
     processesHolding(needle, environment: false).map { "\($0.pid): \($0.cmdline)" }

@@ -93,6 +93,9 @@ public enum AdminAPI {
         public var labels: [String]
         public var lastError: String?
         public var lastSeen: String?
+        /// Free bytes where the engine keeps images and build cache, when Slipway can see that
+        /// filesystem (an engine on this host: `unix://` or a loopback `tcp://`).
+        public var diskFreeBytes: Int64? = nil
     }
 
     public struct GitHubHook: Codable, Sendable, Equatable {

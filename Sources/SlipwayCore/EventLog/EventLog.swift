@@ -114,6 +114,9 @@ public final class EventLog: Sendable {
     /// The highest committed seq (0 when empty).
     public var lastCommittedSeq: Int64 { committed.value }
 
+    /// Consumers parked until the next commit.
+    public var waitingConsumers: Int { committed.waiting }
+
     /// The persisted position of the consumer `name` (0 when it never ran).
     public func cursor(_ name: String) async throws -> Int64 {
         try await database.read { db in
@@ -170,6 +173,9 @@ public final class CommitSignal: Sendable {
     public init(_ value: Int64 = 0) { state = Mutex(State(value: value)) }
 
     public var value: Int64 { state.withLock { $0.value } }
+
+    /// How many tasks wait now (tests synchronise on a consumer being parked).
+    public var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Raises the value by one and wakes every waiter.
     public func bump() { advance(to: nil) }

@@ -17,7 +17,7 @@ public actor BuilderStage: Service {
     let retention: Retention?
     /// Where builds run; nil in unit tests (one implicit engine `local`).
     let engines: EnginePool?
-    private var lastCachePrune: ContinuousClock.Instant?
+    private var lastCachePrune: [String: ContinuousClock.Instant] = [:]
 
     /// Set when the builder has stopped for good (shutdown): nothing more reaches the pusher.
     public nonisolated let finished = StopFlag()
@@ -106,10 +106,10 @@ public actor BuilderStage: Service {
         }
     }
 
-    /// The build cache is pruned after builds, at most once every five minutes.
-    func shouldPruneCache() -> Bool {
-        if let last = lastCachePrune, ContinuousClock.now - last < .seconds(300) { return false }
-        lastCachePrune = .now
+    /// An engine's build cache is pruned after its builds, at most once every five minutes.
+    func shouldPruneCache(engine: String) -> Bool {
+        if let last = lastCachePrune[engine], ContinuousClock.now - last < .seconds(300) { return false }
+        lastCachePrune[engine] = .now
         return true
     }
 
@@ -136,7 +136,7 @@ public actor BuilderStage: Service {
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }
-        if await shouldPruneCache(), let retention { await retention.pruneBuildCache() }
+        if await shouldPruneCache(engine: run.engine), let retention { await retention.pruneBuildCache(engine: run.engine) }
     }
 
     /// Logs a run's end (or hand-over) and counts it.

@@ -9,17 +9,16 @@ import Synchronization
 /// A run goes to the least-loaded healthy engine whose labels match, preferring the engine that
 /// last built the task when it has a free slot (its layer cache is warm).
 public final class EnginePool: Sendable {
-    public struct Engine: Sendable, Equatable {
-        public var settings: SlipwayConfig.EngineSettings
-        public var name: String { settings.name }
-    }
-
     struct State {
         var running: [String: Int] = [:]
         var up: [String: Bool] = [:]
         var lastError: [String: String] = [:]
         var lastSeen: [String: String] = [:]
         var lastBuilt: [String: String] = [:]
+        /// Free bytes under each engine's DockerRootDir, where it can be seen from here.
+        var diskFree: [String: (bytes: Int64, path: String)] = [:]
+        /// Engines last seen under `retention.min_free_disk` (a change is logged once).
+        var lowDisk: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -55,10 +54,20 @@ public final class EnginePool: Sendable {
     public func choose(task: String, labels: [String]) -> Choice {
         let candidates = engines.filter { engine in labels.allSatisfy(engine.labels.contains) }
         guard !candidates.isEmpty else { return .wait("no engine has the labels \(labels)") }
+        let minimum = config().retention.minFreeDisk
         return state.withLock { state in
-            let healthy = candidates.filter { state.up[$0.name] ?? true }
-            guard !healthy.isEmpty else {
+            let up = candidates.filter { state.up[$0.name] ?? true }
+            guard !up.isEmpty else {
                 return .wait(labels.isEmpty ? "no engine is up" : "no engine with labels \(labels) is up")
+            }
+            // An engine under retention.min_free_disk takes no new build (it would fail half-way).
+            let healthy = up.filter { (state.diskFree[$0.name]?.bytes ?? .max) >= minimum }
+            guard !healthy.isEmpty else {
+                let first = up[0].name
+                let (bytes, path) = state.diskFree[first] ?? (0, "")
+                return .wait(
+                    "waiting for disk space: engine \(first) has \(SizeParser.format(bytes)) free in \(path), under retention.min_free_disk (\(SizeParser.format(minimum)))"
+                )
             }
             let free = healthy.filter { (state.running[$0.name] ?? 0) < $0.maxConcurrent }
             if let last = state.lastBuilt[task], let warm = free.first(where: { $0.name == last }) { return .engine(warm.name) }
@@ -99,6 +108,29 @@ public final class EnginePool: Sendable {
         return changed
     }
 
+    /// Records the free space under `engine`'s DockerRootDir (`path`); returns the change of its
+    /// low-disk state (true: became low, false: recovered, nil: same).
+    @discardableResult
+    public func reportDisk(_ engine: String, bytes: Int64, path: String) -> Bool? {
+        let minimum = config().retention.minFreeDisk
+        SlipwayMetrics.diskFree(where: "engine:\(engine)", bytes: bytes)
+        return state.withLock { state in
+            let was = state.lowDisk.contains(engine)
+            state.diskFree[engine] = (bytes, path)
+            let low = bytes < minimum
+            if low { state.lowDisk.insert(engine) } else { state.lowDisk.remove(engine) }
+            return was == low ? nil : low
+        }
+    }
+
+    /// Which engines are under `retention.min_free_disk` (`/healthz` says `"disk":"low"`), or nil.
+    public var diskLow: String? {
+        let minimum = config().retention.minFreeDisk
+        let snapshot = state.withLock { $0.diskFree }
+        let low = engines.filter { (snapshot[$0.name]?.bytes ?? .max) < minimum }.map(\.name)
+        return low.isEmpty ? nil : "engine \(low.joined(separator: ", ")) under retention.min_free_disk"
+    }
+
     func publish() {
         let snapshot = state.withLock { $0 }
         for engine in engines {
@@ -113,7 +145,8 @@ public final class EnginePool: Sendable {
             AdminAPI.Engine(
                 name: engine.name, host: engine.host, state: (snapshot.up[engine.name] ?? true) ? "up" : "down",
                 running: snapshot.running[engine.name] ?? 0, maxConcurrent: engine.maxConcurrent, labels: engine.labels,
-                lastError: snapshot.lastError[engine.name], lastSeen: snapshot.lastSeen[engine.name])
+                lastError: snapshot.lastError[engine.name], lastSeen: snapshot.lastSeen[engine.name],
+                diskFreeBytes: snapshot.diskFree[engine.name]?.bytes)
         }
     }
 
@@ -157,7 +190,45 @@ public final class EnginePool: Sendable {
     }
 }
 
-/// Probes every engine every 10 s (`docker version`, 5 s timeout); a change is logged once.
+extension EnginePool {
+    /// What one docker command against an engine gave.
+    public struct DockerResult: Sendable {
+        public var ok: Bool
+        public var output: [String]
+        public var error: String?
+    }
+
+    /// Runs the docker CLI against `engine` from a scratch folder of its own (HOME, DOCKER_CONFIG,
+    /// TLS links, ssh wrapper), removed afterwards. Maintenance commands (probes, retention) use it.
+    public static func docker(
+        _ args: [String], on engine: SlipwayConfig.EngineSettings, cli: String, path: String, scratch: String, timeout: Duration
+    ) async -> DockerResult {
+        // Under `engines/`: the probes' scratch holds no credentials (an empty DOCKER_CONFIG, links
+        // to the operator's TLS files), unlike a run's.
+        let folder = "\(scratch)/engines/\(engine.name)-\(UInt32.random(in: 0...UInt32.max))"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
+        env.merge(environment(for: engine, scratch: folder)) { old, new in old == path ? "\(new):\(old)" : new }
+        let lines = LineCollector()
+        let outcome = try? await ProcessRunner.run(Command(cli, args, environment: env), deadline: .now + timeout) { lines.append($0) }
+        let ok = outcome?.succeeded ?? false
+        let error =
+            ok ? nil : (outcome?.lastErrorLine ?? lines.lines.last ?? (outcome?.ending == .timedOut ? "no answer in \(timeout)" : "docker \(args.first ?? "") failed"))
+        return DockerResult(ok: ok, output: lines.lines, error: error)
+    }
+
+    /// Whether the engine's filesystem is this host's: a unix socket, or TCP to a loopback address.
+    public static func isOnThisHost(_ host: String) -> Bool {
+        if host.hasPrefix("unix://") { return true }
+        guard host.hasPrefix("tcp://") else { return false }
+        let rest = host.dropFirst("tcp://".count)
+        return rest.hasPrefix("127.") || rest.hasPrefix("localhost:") || rest.hasPrefix("[::1]")
+    }
+}
+
+/// Probes every engine every 10 s (`docker info`, 5 s timeout); a change is logged once. For an
+/// engine on this host the probe also measures the free space under its DockerRootDir.
 public struct EngineHealthService: Service {
     let pool: EnginePool
     let docker: @Sendable () -> (cli: String, path: String, scratch: String)
@@ -181,24 +252,33 @@ public struct EngineHealthService: Service {
     /// One probe of `engine` (also asked for at once when a docker command against it failed).
     public func probe(_ engine: SlipwayConfig.EngineSettings) async {
         let (cli, path, scratch) = docker()
-        let folder = "\(scratch)/probe-\(engine.name)-\(UInt32.random(in: 0...UInt32.max))"
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
-        env.merge(EnginePool.environment(for: engine, scratch: folder)) { old, new in old == path ? "\(new):\(old)" : new }
-        let lines = LineCollector()
-        let outcome = try? await ProcessRunner.run(
-            Command(cli, ["version", "--format", "{{.Server.Version}}"], environment: env), deadline: .now + .seconds(5)
-        ) { lines.append($0) }
-        let up = outcome?.succeeded ?? false
-        let error = up ? nil : (outcome?.lastErrorLine ?? lines.lines.last ?? (outcome?.ending == .timedOut ? "no answer in 5 s" : "docker version failed"))
-        if pool.report(engine.name, up: up, error: error) {
+        let result = await EnginePool.docker(
+            ["info", "--format", "{{.ServerVersion}}|{{.DockerRootDir}}"], on: engine, cli: cli, path: path, scratch: scratch,
+            timeout: .seconds(5))
+        let answer = result.output.last { $0.contains("|") }
+        let up = result.ok && answer != nil
+        if pool.report(engine.name, up: up, error: up ? nil : result.error) {
             if up {
                 logger.notice("engine up", metadata: ["engine": "\(engine.name)"])
                 wake.bump()
             } else {
-                logger.warning("engine down", metadata: ["engine": "\(engine.name)", "error": "\(error ?? "")"])
+                logger.warning("engine down", metadata: ["engine": "\(engine.name)", "error": "\(result.error ?? "")"])
             }
+        }
+        guard up, let answer, EnginePool.isOnThisHost(engine.host) else { return }
+        let root = String(answer.split(separator: "|", maxSplits: 1).last ?? "")
+        guard !root.isEmpty, let free = DiskGuard.freeBytes(root) else { return }
+        switch pool.reportDisk(engine.name, bytes: free, path: root) {
+        case true?:
+            logger.warning(
+                "no new build starts on engine \(engine.name): \(SizeParser.format(free)) free in \(root), under retention.min_free_disk",
+                metadata: ["engine": "\(engine.name)"])
+            wake.bump()  // the builder records the reason on the waiting runs
+        case false?:
+            logger.notice("disk space is back on engine \(engine.name): queued builds start", metadata: ["engine": "\(engine.name)"])
+            wake.bump()
+        case nil:
+            break
         }
     }
 }

@@ -6,32 +6,37 @@ import Synchronization
 public struct Retention: Sendable {
     let runs: RunStore
     let environment: @Sendable () -> BuildEnvironment
+    let engines: EnginePool?
     let logger: Logger
 
-    public init(runs: RunStore, environment: @escaping @Sendable () -> BuildEnvironment, logger: Logger) {
+    public init(runs: RunStore, environment: @escaping @Sendable () -> BuildEnvironment, engines: EnginePool? = nil, logger: Logger) {
         self.runs = runs
         self.environment = environment
+        self.engines = engines
         self.logger = logger
     }
 
-    func docker(_ args: [String], _ env: BuildEnvironment) async -> (ok: Bool, output: [String]) {
-        var vars = ["PATH": env.path, "HOME": env.dataDirectory + "/tmp", "LC_ALL": "C", "DOCKER_CONFIG": env.dataDirectory + "/tmp/retention-docker"]
-        if let host = env.dockerHost { vars["DOCKER_HOST"] = host }
-        let lines = LineCollector()
-        let outcome = try? await ProcessRunner.run(Command(env.settings.docker, args, environment: vars), deadline: .now + .seconds(120)) {
-            lines.append($0)
-        }
-        return (outcome?.succeeded ?? false, lines.lines)
+    /// The engine a run used (the implicit `local` for runs from before engines, or without a pool).
+    func engine(_ name: String, _ env: BuildEnvironment) -> SlipwayConfig.EngineSettings {
+        if let engines, let engine = engines.engine(named: name.isEmpty ? "local" : name) ?? engines.engines.first { return engine }
+        return SlipwayConfig.EngineSettings(name: "local", host: env.dockerHost ?? "unix:///var/run/docker.sock")
     }
 
-    /// After a push of `task`: removes the tags of its runs older than the newest `keep_images`
-    /// (whatever their status). A tag a kept run of any task uses stays; so do the images of a
-    /// run whose push failed less than a day ago (`retry-push` needs them).
-    public func pruneImages(task: String) async {
+    func docker(_ args: [String], on engine: SlipwayConfig.EngineSettings, _ env: BuildEnvironment) async -> EnginePool.DockerResult {
+        await EnginePool.docker(args, on: engine, cli: env.settings.docker, path: env.path, scratch: env.dataDirectory + "/tmp", timeout: .seconds(120))
+    }
+
+    /// After a push of `task` on `engine`: removes from that engine the tags of the task's runs
+    /// there older than the newest `keep_images` (whatever their status). A tag a kept run of any
+    /// task uses stays; so do the images of a run whose push failed less than a day ago
+    /// (`retry-push` needs them).
+    public func pruneImages(task: String, engine engineName: String) async {
         let env = environment()
         let keep = env.retention.keepImages
+        let engine = engine(engineName, env)
         guard let all = try? await runs.list(top: 10_000) else { return }
-        let history = all.filter { $0.task == task }  // newest first, like `all`
+        // Newest first, like `all`; runs recorded before engines existed were built on `local`.
+        let history = all.filter { $0.task == task && (($0.engine.isEmpty ? "local" : $0.engine) == engine.name) }
         guard history.count > keep else { return }
         // Only a tag no other run has is removed: a shared tag (`latest`) moves from run to run and
         // is never taken from under a run that may still have to push it.
@@ -55,27 +60,32 @@ public struct Retention: Sendable {
         }
         var removed: [String] = []
         for tag in remove {
-            let result = await docker(["rmi", tag], env)
+            let result = await docker(["rmi", tag], on: engine, env)
             if result.ok { removed.append(tag) }
         }
         if !removed.isEmpty {
             SlipwayMetrics.retention("images", removed: removed.count, bytes: 0)
             logger.notice(
-                "retention: removed old runs' images", metadata: ["task": "\(task)", "images": "\(removed.joined(separator: ","))", "keep": "\(keep)"])
+                "retention: removed old runs' images",
+                metadata: ["task": "\(task)", "engine": "\(engine.name)", "images": "\(removed.joined(separator: ","))", "keep": "\(keep)"])
         }
     }
 
-    /// Prunes the build cache down to `retention.build_cache` (BuildKit), or dangling images (legacy builder).
-    public func pruneBuildCache() async {
+    /// Prunes `engine`'s build cache down to `retention.build_cache` (BuildKit), or its dangling
+    /// images (legacy builder).
+    public func pruneBuildCache(engine engineName: String) async {
         let env = environment()
+        let engine = engine(engineName, env)
         let args =
             env.settings.buildkit
             ? ["builder", "prune", "--force", "--keep-storage", "\(env.retention.buildCache)"] : ["image", "prune", "--force"]
-        let result = await docker(args, env)
+        let result = await docker(args, on: engine, env)
         let reclaimed = result.output.last { $0.contains("reclaimed") } ?? ""
         if result.ok {
             SlipwayMetrics.retention("build_cache", removed: 1, bytes: Self.bytes(in: reclaimed))
-            logger.info("retention: build cache pruned", metadata: ["kept": "\(SizeParser.format(env.retention.buildCache))", "result": "\(reclaimed)"])
+            logger.info(
+                "retention: build cache pruned",
+                metadata: ["engine": "\(engine.name)", "kept": "\(SizeParser.format(env.retention.buildCache))", "result": "\(reclaimed)"])
         }
     }
 

@@ -40,7 +40,7 @@ public final class RunControl: Sendable {
     public func register(_ runID: String) -> RunHandle {
         let stop = entries.withLock { entries -> StopSignal in
             if let existing = entries[runID] { return existing.stop }
-            var entry = Entry()
+            let entry = Entry()
             if shutdown.load(ordering: .acquiring) { entry.stop.fire() }
             entries[runID] = entry
             return entry.stop

@@ -16,6 +16,8 @@ public struct UIController: Sendable {
     let log: EventLog
     let runs: RunStore
     let operations: Operations
+    /// The engines builds run on (the implicit `local` without `engines:`).
+    let engines: EnginePool
     /// `users_file`: user → bcrypt hash; nil = no login (the page then listens on loopback only).
     let users: [String: String]?
     let csrfKey: [UInt8]
@@ -23,7 +25,9 @@ public struct UIController: Sendable {
     /// Passwords already checked against their bcrypt hash (by SHA-256): bcrypt is slow on purpose.
     let verified = VerifiedLogins()
 
-    public init(operations: Operations, users: [String: String]?) {
+    public init(operations: Operations, users: [String: String]?, engines: EnginePool? = nil) {
+        let store = operations.config
+        self.engines = engines ?? EnginePool(config: { store.current }, defaultHost: ProcessInfo.processInfo.environment["DOCKER_HOST"])
         self.config = operations.config
         self.log = operations.log
         self.runs = operations.runs
@@ -225,14 +229,14 @@ public struct UIController: Sendable {
         return render("runs", values, user: user)
     }
 
-    static let tailLines = 1000
+    static let tailLines = 500
 
     func logPath(_ id: String) -> String { RunExecutor.logPath(dataDirectory: config.current.dataDirectory, runID: id) }
 
     /// Whole lines of the log from byte `offset` on (at most `limit` bytes), terminal escapes
     /// removed, each with the byte offset just after it (the stream's event id), and where the
     /// next read starts. A line still being written waits for the next read.
-    func readLines(_ id: String, from offset: UInt64, limit: Int = 1 << 20) -> (lines: [(text: String, end: UInt64)], next: UInt64) {
+    func readLines(_ id: String, from offset: UInt64, limit: Int = 1 << 20, strip: Bool = true) -> (lines: [(text: String, end: UInt64)], next: UInt64) {
         guard let handle = FileHandle(forReadingAtPath: logPath(id)) else { return ([], offset) }
         defer { try? handle.close() }
         try? handle.seek(toOffset: offset)
@@ -242,7 +246,8 @@ public struct UIController: Sendable {
         var position = offset
         while let newline = data[start...].firstIndex(of: 0x0a) {
             position += UInt64(newline - start + 1)
-            lines.append((TerminalText.strip(String(decoding: data[start..<newline], as: UTF8.self)), position))
+            let text = String(decoding: data[start..<newline], as: UTF8.self)
+            lines.append((strip ? TerminalText.strip(text) : text, position))
             start = newline + 1
         }
         return (lines, position)
@@ -252,12 +257,19 @@ public struct UIController: Sendable {
     func tail(_ id: String) -> (lines: [String], truncated: Bool, end: UInt64) {
         let path = logPath(id)
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
-        let window: UInt64 = 256 * 1024
-        let start = size > window ? size - window : 0
-        var (lines, end) = readLines(id, from: start, limit: Int(window))
-        if start > 0, !lines.isEmpty { lines.removeFirst() }  // probably cut in the middle
-        let truncated = start > 0 || lines.count > Self.tailLines
-        return (lines.suffix(Self.tailLines).map(\.text), truncated, end)
+        // About 200 bytes a line; a wider window only when the lines are longer than that.
+        var window: UInt64 = UInt64(Self.tailLines) * 200
+        while true {
+            let start = size > window ? size - window : 0
+            var (lines, end) = readLines(id, from: start, limit: Int(window), strip: false)
+            if start > 0, !lines.isEmpty { lines.removeFirst() }  // probably cut in the middle
+            if lines.count >= Self.tailLines || start == 0 || window >= 4 << 20 {
+                let truncated = start > 0 || lines.count > Self.tailLines
+                // Escape sequences are removed from the shown lines only.
+                return (lines.suffix(Self.tailLines).map { TerminalText.strip($0.text) }, truncated, end)
+            }
+            window *= 4
+        }
     }
 
     func runPage(_ id: String, _ user: String) async throws -> Response {
@@ -377,13 +389,18 @@ public struct UIController: Sendable {
     }
 
     func enginesPage(_ user: String) async throws -> Response {
-        let current = config.current
-        let counts = try await runs.activeCounts()
-        let engine: [String: Any] = [
-            "name": "local", "host": ProcessInfo.processInfo.environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock",
-            "running": counts.running, "max": current.builds.maxConcurrent,
-        ]
-        return render("engines", ["engines": [engine], "title": "Engines"], user: user)
+        let list = engines.list()
+        let rows: [[String: Any]] = list.map { engine in
+            var row: [String: Any] = [
+                "name": engine.name, "host": engine.host, "state": engine.state, "up": engine.state == "up", "running": engine.running,
+                "max": engine.maxConcurrent, "labels": engine.labels.joined(separator: ", "),
+            ]
+            if let error = engine.lastError, engine.state != "up" { row["error"] = error }
+            if let seen = engine.lastSeen { row["seen"] = seen }
+            if let free = engine.diskFreeBytes { row["disk"] = SizeParser.format(free) }
+            return row
+        }
+        return render("engines", ["engines": rows, "title": "Engines"], user: user)
     }
 }
 

@@ -12,7 +12,7 @@ enum UITemplates {
         header{background:#24292f;color:#fff;padding:.6em 1.2em}header a{color:#fff;margin-right:1.2em;text-decoration:none}
         main{padding:1em 1.5em;max-width:72em}table{border-collapse:collapse;width:100%;background:#fff}
         th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #d0d7de;vertical-align:top}
-        .Succeeded{color:#1a7f37;font-weight:600}.Failed,.Error,.Timeout{color:#cf222e;font-weight:600}
+        .Succeeded,.ok{color:#1a7f37;font-weight:600}.Failed,.Error,.Timeout,.bad{color:#cf222e;font-weight:600}
         .Running,.Queued{color:#9a6700;font-weight:600}.Canceled{color:#57606a;font-weight:600}
         pre{background:#0d1117;color:#e6edf3;padding:1em;overflow-x:auto;font-size:13px;line-height:1.35}
         form{display:inline}button{cursor:pointer}.muted{color:#57606a}dl{display:grid;grid-template-columns:10em auto;gap:.2em 1em}
@@ -85,8 +85,8 @@ enum UITemplates {
 
     static let engines = """
         <h1>Engines</h1>
-        <table><tr><th>Name</th><th>Host</th><th>Running</th><th>Max concurrent</th></tr>
-        {{#engines}}<tr><td>{{name}}</td><td>{{host}}</td><td>{{running}}</td><td>{{max}}</td></tr>{{/engines}}</table>
+        <table><tr><th>Name</th><th>Host</th><th>State</th><th>Running</th><th>Max concurrent</th><th>Labels</th><th>Disk free</th><th>Last seen</th></tr>
+        {{#engines}}<tr><td>{{name}}</td><td>{{host}}</td><td class="{{#up}}ok{{/up}}{{^up}}bad{{/up}}">{{state}}{{#error}}: {{error}}{{/error}}</td><td>{{running}}</td><td>{{max}}</td><td>{{labels}}</td><td>{{disk}}</td><td>{{seen}}</td></tr>{{/engines}}</table>
         """
 
     static let problem = """

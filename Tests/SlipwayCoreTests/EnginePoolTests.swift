@@ -1,0 +1,61 @@
+import Foundation
+import SlipwayCore
+import Testing
+
+/// Where a run builds: labels, load, the warm engine, health and free disk.
+@Suite struct EnginePoolTests {
+    let dir = TempDirectory()
+
+    func pool(minFreeDisk: String = "2GB") throws -> EnginePool {
+        let config = try ConfigLoader.parse(
+            """
+            data_dir: "\(dir.path)/data"
+            retention: { min_free_disk: "\(minFreeDisk)" }
+            engines:
+              - { name: a, host: "unix:///run/a.sock", max_concurrent: 1, labels: [fast] }
+              - { name: b, host: "tcp://127.0.0.1:2376", max_concurrent: 2 }
+            tasks:
+              - name: web
+                context: "https://example.com/o/web.git#main"
+                tags: ["r.example/web:{{.Run.ID}}"]
+            """, file: dir.path + "/slipway.yaml")
+        return EnginePool(config: { config }, defaultHost: nil)
+    }
+
+    @Test func labelsLoadAndTheWarmEngine() throws {
+        let pool = try pool()
+        #expect(pool.choose(task: "web", labels: ["fast"]) == .engine("a"))
+        #expect(pool.choose(task: "web", labels: ["gpu"]) == .wait("no engine has the labels [\"gpu\"]"))
+        pool.acquire("b", task: "web")
+        pool.release("b")
+        #expect(pool.choose(task: "web", labels: []) == .engine("b"), "the engine that built the task last, while it has a slot")
+        pool.acquire("a", task: "api")
+        #expect(pool.choose(task: "web", labels: ["fast"]) == .wait("every engine with labels [\"fast\"] is busy"))
+    }
+
+    @Test func anEngineUnderMinFreeDiskTakesNoBuildAndSaysWhy() throws {
+        let pool = try pool()
+        #expect(pool.diskLow == nil)
+        #expect(pool.reportDisk("a", bytes: 500_000_000, path: "/var/lib/docker") == true, "became low")
+        #expect(pool.reportDisk("a", bytes: 400_000_000, path: "/var/lib/docker") == nil, "still low: no second warning")
+        #expect(pool.choose(task: "web", labels: []) == .engine("b"), "the other engine builds")
+        guard case .wait(let why) = pool.choose(task: "web", labels: ["fast"]) else {
+            Issue.record("an engine under min_free_disk took a build")
+            return
+        }
+        #expect(why == "waiting for disk space: engine a has 400 MB free in /var/lib/docker, under retention.min_free_disk (2.0 GB)")
+        #expect(pool.diskLow?.contains("engine a") == true)
+        #expect(pool.list().first { $0.name == "a" }?.diskFreeBytes == 400_000_000)
+        #expect(pool.reportDisk("a", bytes: 9_000_000_000, path: "/var/lib/docker") == false, "recovered")
+        #expect(pool.choose(task: "web", labels: ["fast"]) == .engine("a"))
+        #expect(pool.diskLow == nil)
+    }
+
+    @Test func onlyAnEngineOnThisHostHasItsDiskMeasured() {
+        #expect(EnginePool.isOnThisHost("unix:///var/run/docker.sock"))
+        #expect(EnginePool.isOnThisHost("tcp://127.0.0.1:2376"))
+        #expect(EnginePool.isOnThisHost("tcp://localhost:2376"))
+        #expect(!EnginePool.isOnThisHost("tcp://10.0.0.5:2376"))
+        #expect(!EnginePool.isOnThisHost("ssh://builder@10.0.0.5"))
+    }
+}
