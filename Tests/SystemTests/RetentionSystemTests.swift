@@ -127,4 +127,41 @@ struct RetentionSystemTests {
         #expect(done.status == "Succeeded", "\(daemon.runLog("sw1"))")
         #expect(daemon.log.contains("disk space is back on engine local"))
     }
+
+    /// `build_cache` on the real BuildKit: after a build the engine's cache is pruned to the size
+    /// (1 MB here). A failed build leaves a 5 MB step in the cache that no image holds: the prune
+    /// frees it, so the same commit built again runs that step again instead of reusing it.
+    @Test func theBuildCacheIsPrunedDownToItsSize() throws {
+        let repo = try GitRepo(name: PipelineSystemTests.name("cache"))
+        let nonce = "cache-step-\(UUID().uuidString.prefix(8))"
+        let dockerfile = """
+            FROM \(TestEnvironment.baseImage)
+            RUN echo \(nonce) && busybox head -c 5000000 /dev/urandom > /blob
+            RUN echo failing on purpose && exit 3
+
+            """
+        _ = try repo.commit(["app/Dockerfile": dockerfile, "app/hello.txt": "x"])
+        var config = try TestEnvironment.buildConfig()
+        config += "\nretention: { build_cache: \"1MB\" }\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        try daemon.start()
+        // The step's own output (a line that is not the RUN command echoed by BuildKit).
+        func ranTheStep(_ runID: String) -> Bool {
+            daemon.runLog(runID).split(separator: "\n").contains { $0.contains(nonce) && !$0.contains("RUN echo") }
+        }
+        _ = try cli(daemon, ["task", "run", "web", "--no-logs"])
+        #expect(try daemon.waitForRun("sw1").status == "Failed", "\(daemon.runLog("sw1"))")
+        #expect(ranTheStep("sw1"), "the 5 MB step ran: \(daemon.runLog("sw1"))")
+        try daemon.waitUntil("the cache pruned", timeout: 150) { daemon.log.contains("retention: build cache pruned") }
+        let line = daemon.log.split(separator: "\n").first { $0.contains("retention: build cache pruned") }.map(String.init) ?? ""
+        #expect(line.contains("engine=local") && line.contains("kept=\"1.0 MB\""), "\(line)")
+        #expect(line.contains("reclaimed space:") && !line.contains("reclaimed space: 0B"), "the failed build's layers were freed: \(line)")
+        let metrics = String(decoding: try RawHTTPClient(port: daemon.port).request("GET", "/metrics").body, as: UTF8.self)
+        let freed = metrics.split(separator: "\n").first { $0.hasPrefix("slipway_retention_freed_bytes_total{what=\"build_cache\"}") }
+        #expect((freed?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 4_000_000, "\(freed ?? "no metric")")
+        // Built again: the 5 MB step is not in the cache any more, so it runs (and prints) again.
+        _ = try cli(daemon, ["task", "run", "web", "--no-logs"])
+        #expect(try daemon.waitForRun("sw2").status == "Failed")
+        #expect(ranTheStep("sw2"), "the pruned step ran again: \(daemon.runLog("sw2"))")
+    }
 }

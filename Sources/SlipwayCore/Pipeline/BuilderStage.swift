@@ -17,7 +17,6 @@ public actor BuilderStage: Service {
     let retention: Retention?
     /// Where builds run; nil in unit tests (one implicit engine `local`).
     let engines: EnginePool?
-    private var lastCachePrune: [String: ContinuousClock.Instant] = [:]
 
     /// Set when the builder has stopped for good (shutdown): nothing more reaches the pusher.
     public nonisolated let finished = StopFlag()
@@ -106,13 +105,6 @@ public actor BuilderStage: Service {
         }
     }
 
-    /// An engine's build cache is pruned after its builds, at most once every five minutes.
-    func shouldPruneCache(engine: String) -> Bool {
-        if let last = lastCachePrune[engine], ContinuousClock.now - last < .seconds(300) { return false }
-        lastCachePrune[engine] = .now
-        return true
-    }
-
     nonisolated func perform(_ run: RunRecord) async {
         let logger = self.logger.for(run)
         logger.notice("build started", metadata: ["trigger": "\(run.trigger.rawValue)", "branch": "\(run.branch)"])
@@ -136,7 +128,7 @@ public actor BuilderStage: Service {
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }
-        if await shouldPruneCache(engine: run.engine), let retention { await retention.pruneBuildCache(engine: run.engine) }
+        retention?.buildFinished(engine: run.engine)
     }
 
     /// Logs a run's end (or hand-over) and counts it.

@@ -8,6 +8,8 @@ public struct Retention: Sendable {
     let environment: @Sendable () -> BuildEnvironment
     let engines: EnginePool?
     let logger: Logger
+    /// Engines that built since their cache was last pruned, and when each was last pruned.
+    private let cache = CachePrunes()
 
     public init(runs: RunStore, environment: @escaping @Sendable () -> BuildEnvironment, engines: EnginePool? = nil, logger: Logger) {
         self.runs = runs
@@ -71,6 +73,25 @@ public struct Retention: Sendable {
         }
     }
 
+    /// A build ended on `engine`: its cache is pruned at the retention service's next turn (not
+    /// on the builder's time: a prune waits on BuildKit and must not hold a build slot).
+    public func buildFinished(engine: String) {
+        _ = cache.state.withLock { $0.due.insert(engine.isEmpty ? "local" : engine) }
+    }
+
+    /// Prunes the build cache of each engine that built since, at most once every five minutes per engine.
+    public func pruneDueBuildCaches(now: ContinuousClock.Instant = .now) async {
+        let ready = cache.state.withLock { state -> [String] in
+            let ready = state.due.filter { state.last[$0].map { now - $0 >= .seconds(300) } ?? true }.sorted()
+            for engine in ready {
+                state.due.remove(engine)
+                state.last[engine] = now
+            }
+            return ready
+        }
+        for engine in ready { await pruneBuildCache(engine: engine) }
+    }
+
     /// Prunes `engine`'s build cache down to `retention.build_cache` (BuildKit), or its dangling
     /// images (legacy builder).
     public func pruneBuildCache(engine engineName: String) async {
@@ -81,7 +102,11 @@ public struct Retention: Sendable {
             ? ["builder", "prune", "--force", "--keep-storage", "\(env.retention.buildCache)"] : ["image", "prune", "--force"]
         let result = await docker(args, on: engine, env)
         let reclaimed = result.output.last { $0.contains("reclaimed") } ?? ""
-        if result.ok {
+        guard result.ok else {
+            logger.warning("retention: build cache prune failed", metadata: ["engine": "\(engine.name)", "error": "\(result.error ?? "")"])
+            return
+        }
+        do {
             SlipwayMetrics.retention("build_cache", removed: 1, bytes: Self.bytes(in: reclaimed))
             logger.info(
                 "retention: build cache pruned",
@@ -129,6 +154,11 @@ public struct Retention: Sendable {
     }
 
     public static func tombstone(folder: String, runID: String) -> String { "\(folder)/\(runID).log.removed" }
+}
+
+/// Which engines' build caches are due for a prune, and when each was last pruned.
+final class CachePrunes: Sendable {
+    let state = Mutex<(due: Set<String>, last: [String: ContinuousClock.Instant])>(([], [:]))
 }
 
 /// Output lines of a command, collected from its reader tasks.

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Checks free space every 10 s (the disk guard) and removes run logs older than `retention.run_logs`.
+/// Checks free space every 10 s (the disk guard), prunes the build cache of engines that built
+/// (at most every five minutes each) and removes run logs older than `retention.run_logs`.
 public struct RetentionService: Service {
     let retention: Retention
     let disk: DiskGuard
@@ -33,6 +34,7 @@ public struct RetentionService: Service {
                 break
             }
             if disk.low != nil { wake.bump() }  // the builder records the reason on the waiting runs
+            await retention.pruneDueBuildCaches()
             if ContinuousClock.now >= nextLogSweep {
                 await retention.pruneRunLogs()
                 // Hourly, or more often when logs are kept for less than two hours.
