@@ -54,56 +54,69 @@ public final class WebhookController: Sendable {
         }
     }
 
-    func receive(_ request: Request, context: SlipwayRequestContext) async throws -> Response {
-        let intake = self.intake.withLock { $0 }
+    /// What the listener answers: DESIGN.md's table as status, JSON body and connection handling.
+    /// The fast path (`WebhookFastPath`, on the event loop) and the router route share it.
+    struct Answer: Sendable {
+        var status: HTTPResponse.Status
+        var json: String
+        var close = false
+        var retryAfter = false
+
+        var response: Response {
+            var response = WebhookController.json(status, json)
+            if close { response.headers[.connection] = "close" }
+            if retryAfter { response.headers[.retryAfter] = "1" }
+            return response
+        }
+    }
+
+    /// The request's size against `max_body_bytes`, and its reservation of the in-flight budget,
+    /// before any of the body is read: nil to go on (having reserved `reserved`), else the answer.
+    func admit(declaredLength: Int?, intake: WebhookIntake, peer: String) -> (answer: Answer?, reserved: Int) {
         let limit = intake.maxBodyBytes
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            return reject(
-                .init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), context,
-                close: true)
+        if let declared = declaredLength, declared > limit {
+            return (reject(.init(status: 413, reason: "body of \(declared) bytes is larger than webhook.max_body_bytes (\(limit) bytes)"), peer: peer, close: true), 0)
         }
         // Memory before authentication is bounded across all connections: a body reserves its
         // declared length up front (or its bytes as they arrive), and over the budget it is a 503.
-        let budget = intake.maxInflightBytes
-        var reserved = 0
-        defer { if reserved > 0 { inflight.subtract(reserved, ordering: .relaxed) } }
-        let overBudget = WebhookIntake.Rejection(
-            status: 503, reason: "too many request bytes in flight (webhook.max_inflight_bytes = \(budget)); retry later")
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }) {
-            guard reserve(declared, limit: budget) else { return busy(overBudget, context) }
-            reserved = declared
+        if let declared = declaredLength {
+            guard reserve(declared, limit: intake.maxInflightBytes) else { return (busy(intake, peer: peer), 0) }
+            return (nil, declared)
         }
-        var body: [UInt8] = []
-        for try await chunk in request.body {
-            if body.count + chunk.readableBytes > limit {
-                return reject(
-                    .init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(limit) bytes)"), context, close: true)
-            }
-            let grown = body.count + chunk.readableBytes
-            if grown > reserved {
-                guard reserve(grown - reserved, limit: budget) else { return busy(overBudget, context) }
-                reserved = grown
-            }
-            body.append(contentsOf: chunk.readableBytesView)
+        return (nil, 0)
+    }
+
+    /// A body that has grown to `size` bytes (with `reserved` reserved so far): nil to go on
+    /// (the reservation now `reserved`), else the answer (413 or 503, closing).
+    func grow(to size: Int, reserved: inout Int, intake: WebhookIntake, peer: String) -> Answer? {
+        if size > intake.maxBodyBytes {
+            return reject(.init(status: 413, reason: "body is larger than webhook.max_body_bytes (\(intake.maxBodyBytes) bytes)"), peer: peer, close: true)
         }
-        let headers = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
-        let accepted: WebhookIntake.Accepted
-        switch intake.inspect(headers: headers, body: body) {
-        case .failure(let rejection): return reject(rejection, context, close: false)
-        case .success(let a): accepted = a
+        if size > reserved {
+            guard reserve(size - reserved, limit: intake.maxInflightBytes) else { return busy(intake, peer: peer) }
+            reserved = size
         }
+        return nil
+    }
+
+    func release(_ reserved: Int) {
+        if reserved > 0 { inflight.subtract(reserved, ordering: .relaxed) }
+    }
+
+    /// The answer once the append has committed (or failed); logs it and counts it.
+    func answer(_ result: Result<AppendOutcome, DatabaseError>, accepted: WebhookIntake.Accepted, since start: ContinuousClock.Instant) -> Answer {
         let delivery = accepted.delivery
         var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
         let outcome: AppendOutcome
-        let appendStart = ContinuousClock.now
-        do {
-            outcome = try await log.append(delivery)
-            SlipwayMetrics.appendLatency(ContinuousClock.now - appendStart)
-        } catch {
+        switch result {
+        case .success(let o):
+            outcome = o
+            SlipwayMetrics.appendLatency(ContinuousClock.now - start)
+        case .failure(let error):
             SlipwayMetrics.delivery(event: delivery.eventType, status: 503)
             meta["error"] = "\(error.message)"
             logger.error("delivery not stored: answering 503", metadata: meta)
-            return Self.json(.serviceUnavailable, "{\"error\":\(JSONText.quote("the event log cannot be written; retry later"))}")
+            return Answer(status: .serviceUnavailable, json: "{\"error\":\(JSONText.quote("the event log cannot be written; retry later"))}")
         }
         meta["event.seq"] = "\(outcome.seq)"
         let ids = "\"event\":\(outcome.seq),\"delivery\":\(JSONText.quote(delivery.deliveryID))"
@@ -111,20 +124,48 @@ public final class WebhookController: Sendable {
         case .duplicate:
             SlipwayMetrics.delivery(event: delivery.eventType, status: 200)
             logger.info("duplicate delivery: already stored", metadata: meta)
-            return Self.json(.ok, "{\(ids),\"duplicate\":true}")
+            return Answer(status: .ok, json: "{\(ids),\"duplicate\":true}")
         case .appended:
             meta["signature"] = "\(delivery.signature)"
             logger.info("delivery stored", metadata: meta)
             SlipwayMetrics.delivery(event: delivery.eventType, status: accepted.zen == nil ? 202 : 200)
             if let zen = accepted.zen {
-                return Self.json(.ok, "{\(ids),\"zen\":\(JSONText.quote(zen))}")
+                return Answer(status: .ok, json: "{\(ids),\"zen\":\(JSONText.quote(zen))}")
             }
-            return Self.json(.accepted, "{\(ids)}")
+            return Answer(status: .accepted, json: "{\(ids)}")
         }
     }
 
-    func reject(_ rejection: WebhookIntake.Rejection, _ context: SlipwayRequestContext, close: Bool) -> Response {
-        let meta: Logger.Metadata = ["peer": "\(context.peer)", "status": "\(rejection.status)", "reason": "\(rejection.reason)"]
+    /// The route for the router (in-memory tests and any path the fast handler is not in front of).
+    func receive(_ request: Request, context: SlipwayRequestContext) async throws -> Response {
+        let intake = self.intake.withLock { $0 }
+        let peer = context.peer
+        var (refused, reserved) = admit(declaredLength: request.headers[.contentLength].flatMap { Int($0) }, intake: intake, peer: peer)
+        defer { release(reserved) }
+        if let refused { return refused.response }
+        var body: [UInt8] = []
+        for try await chunk in request.body {
+            if let refused = grow(to: body.count + chunk.readableBytes, reserved: &reserved, intake: intake, peer: peer) { return refused.response }
+            body.append(contentsOf: chunk.readableBytesView)
+        }
+        let headers = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
+        let accepted: WebhookIntake.Accepted
+        switch intake.inspect(headers: headers, body: body) {
+        case .failure(let rejection): return reject(rejection, peer: peer, close: false).response
+        case .success(let a): accepted = a
+        }
+        let start = ContinuousClock.now
+        let result: Result<AppendOutcome, DatabaseError>
+        do {
+            result = .success(try await log.append(accepted.delivery))
+        } catch {
+            result = .failure(error)
+        }
+        return answer(result, accepted: accepted, since: start).response
+    }
+
+    func reject(_ rejection: WebhookIntake.Rejection, peer: String, close: Bool) -> Answer {
+        let meta: Logger.Metadata = ["peer": "\(peer)", "status": "\(rejection.status)", "reason": "\(rejection.reason)"]
         SlipwayMetrics.delivery(event: "unknown", status: rejection.status)
         if rejection.status == 401 {
             SlipwayMetrics.signatureFailure()
@@ -132,16 +173,17 @@ public final class WebhookController: Sendable {
         } else {
             logger.notice("webhook refused", metadata: meta)
         }
-        var response = Self.json(HTTPResponse.Status(code: rejection.status), "{\"error\":\(JSONText.quote(rejection.reason))}")
-        if close { response.headers[.connection] = "close" }
-        return response
+        return Answer(status: HTTPResponse.Status(code: rejection.status), json: "{\"error\":\(JSONText.quote(rejection.reason))}", close: close)
     }
 
     /// 503 with `Retry-After`, closing the connection (the rest of the body is not read).
-    func busy(_ rejection: WebhookIntake.Rejection, _ context: SlipwayRequestContext) -> Response {
-        var response = reject(rejection, context, close: true)
-        response.headers[.retryAfter] = "1"
-        return response
+    func busy(_ intake: WebhookIntake, peer: String) -> Answer {
+        var answer = reject(
+            .init(
+                status: 503, reason: "too many request bytes in flight (webhook.max_inflight_bytes = \(intake.maxInflightBytes)); retry later"),
+            peer: peer, close: true)
+        answer.retryAfter = true
+        return answer
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
@@ -149,6 +191,9 @@ public final class WebhookController: Sendable {
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(string: text)))
     }
+
+    /// The intake (secrets, limits) for the next request.
+    var currentIntake: WebhookIntake { intake.withLock { $0 } }
 
     /// Swaps the intake (secrets, limits) used for the next requests.
     public func update(_ newIntake: WebhookIntake) {

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -19,6 +20,7 @@ public enum WebhookServer {
     public static func application(
         controller: WebhookController, metrics: MetricsEndpoint? = nil, host: String, port: Int,
         readTimeout: Duration = .seconds(10), gate: ConnectionGate = ConnectionGate(limit: 4096), tls: TLSCertificates? = nil,
+        fastPath: Bool = ProcessInfo.processInfo.environment["SLIPWAY_WEBHOOK_FAST_PATH"] != "0",
         logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let http: HTTPServerBuilder = .http1(
@@ -26,7 +28,7 @@ public enum WebhookServer {
                 additionalChannelHandlers: [
                     RequestDeadlineHandler(readTimeout: .nanoseconds(readTimeout.nanoseconds), gate: gate),
                     CloseAfterResponseHandler(),
-                ], idleTimeout: .seconds(60)))
+                ] + (fastPath ? [WebhookFastPath(controller: controller)] : []), idleTimeout: .seconds(60)))
         // With `tls:` every path is HTTPS only (no plain listener beside it).
         let server = try tls.map { try HTTPServerBuilder.tls(http, tlsConfiguration: $0.configuration) } ?? http
         return Application(

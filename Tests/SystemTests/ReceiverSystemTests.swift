@@ -81,6 +81,33 @@ import Testing
     }
 
     /// A body announced over the limit gets 413 before it is sent, and the connection is closed.
+    /// Requests pipelined on one connection are answered in order, deliveries and other paths
+    /// mixed (deliveries are answered on the event loop, the rest by the router).
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let client = try RawHTTPClient(port: daemon.port)
+        func raw(_ method: String, _ path: String, _ headers: [(String, String)], _ body: Data) -> Data {
+            var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: \(body.count)\r\n"
+            for (k, v) in headers { head += "\(k): \(v)\r\n" }
+            return Data((head + "\r\n").utf8) + body
+        }
+        var batch = Data()
+        for n in 1...3 {
+            let body = DaemonProcess.distinct(Self.push, "pipe-\(n)")
+            batch += raw("POST", "/webhooks/github", DaemonProcess.headers(for: body, delivery: "pipe-\(n)"), body)
+            if n == 1 { batch += raw("GET", "/healthz", [], Data()) }
+            if n == 2 { batch += raw("POST", "/webhooks/github", DaemonProcess.headers(for: Self.push, delivery: "pipe-bad", hook: "77").dropLast() + [("X-Hub-Signature-256", "sha256=00")], Self.push) }
+        }
+        try client.send(batch)
+        let answers = try (0..<5).map { _ in try client.readResponse() }
+        #expect(answers.map(\.status) == [202, 200, 202, 401, 202])
+        #expect(answers[0].json["delivery"] as? String == "pipe-1" && answers[2].json["delivery"] as? String == "pipe-2")
+        #expect(answers[4].json["delivery"] as? String == "pipe-3")
+        #expect(answers[1].json["status"] as? String == "ok")
+        #expect(try daemon.storedDeliveries().map(\.id) == ["pipe-1", "pipe-2", "pipe-3"])
+    }
+
     @Test func oversizedBodyIs413AndReadingStops() throws {
         let daemon = try DaemonProcess()
         try daemon.start()

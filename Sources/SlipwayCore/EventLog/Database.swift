@@ -95,20 +95,23 @@ public final class Database: Sendable {
         async throws(DatabaseError) -> T
     {
         let result: Result<T, DatabaseError> = await withCheckedContinuation { continuation in
-            let box = ResultBox<T>()
-            let item = WriteItem(
-                durable: durable,
-                perform: { db in box.value = try body(db) },
-                finish: { error in
-                    if let error {
-                        continuation.resume(returning: .failure(error))
-                    } else {
-                        continuation.resume(returning: .success(box.value!))
-                    }
-                })
-            enqueue(item)
+            write(durable: durable, body) { continuation.resume(returning: $0) }
         }
         return try result.get()
+    }
+
+    /// The same write, for callers outside Swift concurrency (the webhook listener's event loop):
+    /// `completion` runs on the writer thread once the batch holding it has committed (or failed).
+    public func write<T: Sendable>(
+        durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T,
+        completion: @escaping @Sendable (Result<T, DatabaseError>) -> Void
+    ) {
+        let box = ResultBox<T>()
+        enqueue(
+            WriteItem(
+                durable: durable,
+                perform: { db in box.value = try body(db) },
+                finish: { error in completion(error.map { .failure($0) } ?? .success(box.value!)) }))
     }
 
     /// Runs a read on the reader connection, off the cooperative pool.

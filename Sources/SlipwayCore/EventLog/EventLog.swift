@@ -17,35 +17,48 @@ public final class EventLog: Sendable {
     /// Returns only after the row is committed with `synchronous=FULL`; throws
     /// `DatabaseError` (`.unavailable`) when the disk refused it, so nothing unstored is acknowledged.
     public func append(_ delivery: Delivery) async throws(DatabaseError) -> AppendOutcome {
+        let result: Result<AppendOutcome, DatabaseError> = await withCheckedContinuation { continuation in
+            append(delivery) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// The same append for the webhook listener's event loop: `completion` runs on the writer
+    /// thread after the commit (`synchronous=FULL`), one wake-up per group commit, no task hop.
+    public func append(_ delivery: Delivery, completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void) {
         // Hashed here, not on the writer thread that commits every connection's deliveries.
         let digest = SHA256.digest(delivery.body)
-        let outcome = try await database.write { db in
-            // A body already in the log is the same delivery whatever the (unsigned) ids say:
-            // a captured body re-posted under a new delivery id must not build again.
-            if let seq = try db.prepare("SELECT seq FROM event_bodies WHERE sha256 = ?").bind([.blob(digest)]).rows({ $0.int(0) }).first {
-                return AppendOutcome.duplicate(seq)
-            }
-            try db.prepare(
-                """
-                INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
-                """
-            ).bind([
-                .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
-                .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
-                .blob(delivery.body), .text(delivery.mediaType),
-            ]).run()
-            if db.changes == 1 {
-                let seq = db.lastInsertRowID
-                try db.prepare("INSERT INTO event_bodies (sha256, seq) VALUES (?, ?)").bind([.blob(digest), .integer(seq)]).run()
-                return AppendOutcome.appended(seq)
-            }
-            let existing = try db.prepare("SELECT seq FROM events WHERE hook_id = ? AND delivery_id = ?")
-                .bind([.text(delivery.hookID), .text(delivery.deliveryID)]).rows { $0.int(0) }
-            return AppendOutcome.duplicate(existing.first ?? 0)
-        }
-        if case .appended(let seq) = outcome { committed.advance(to: seq) }
-        return outcome
+        let committed = self.committed
+        database.write(
+            { db in
+                // A body already in the log is the same delivery whatever the (unsigned) ids say:
+                // a captured body re-posted under a new delivery id must not build again.
+                if let seq = try db.prepare("SELECT seq FROM event_bodies WHERE sha256 = ?").bind([.blob(digest)]).rows({ $0.int(0) }).first {
+                    return AppendOutcome.duplicate(seq)
+                }
+                try db.prepare(
+                    """
+                    INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
+                    """
+                ).bind([
+                    .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
+                    .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
+                    .blob(delivery.body), .text(delivery.mediaType),
+                ]).run()
+                if db.changes == 1 {
+                    let seq = db.lastInsertRowID
+                    try db.prepare("INSERT INTO event_bodies (sha256, seq) VALUES (?, ?)").bind([.blob(digest), .integer(seq)]).run()
+                    return AppendOutcome.appended(seq)
+                }
+                let existing = try db.prepare("SELECT seq FROM events WHERE hook_id = ? AND delivery_id = ?")
+                    .bind([.text(delivery.hookID), .text(delivery.deliveryID)]).rows { $0.int(0) }
+                return AppendOutcome.duplicate(existing.first ?? 0)
+            },
+            completion: { result in
+                if case .success(.appended(let seq)) = result { committed.advance(to: seq) }
+                completion(result)
+            })
     }
 
     /// Proves the log is writable right now: a tiny write through the same group-committed path.
