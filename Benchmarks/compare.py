@@ -7,6 +7,9 @@ passes and whose second rule does not match, so it spawns nothing.
 
     Benchmarks/compare.py [seconds per round=10] [connections=1,32,256]
 
+COMPARE_TASK_PATH=1 adds a third server in the same rounds: Slipway with its event-loop fast path
+off (SLIPWAY_WEBHOOK_FAST_PATH=0: the webhook answered by a Hummingbird route in a Swift task).
+
 Needs: a release build (.build/release/slipway), wrk, webhook (make bench installs them).
 """
 import hashlib, hmac, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -38,8 +41,8 @@ def wait_http(url):
             time.sleep(0.1)
     raise SystemExit("server at %s did not start" % url)
 
-def events_stored(work):
-    out = subprocess.run(["sqlite3", os.path.join(work, "data/slipway.sqlite"), "SELECT count(*) FROM events"], capture_output=True, text=True)
+def events_stored(folder):
+    out = subprocess.run(["sqlite3", os.path.join(folder, "data/slipway.sqlite"), "SELECT count(*) FROM events"], capture_output=True, text=True)
     return int(out.stdout.strip() or 0)
 
 def main():
@@ -71,20 +74,39 @@ def main():
         }], f)
     slipway = subprocess.Popen([os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(work, "slipway.yaml")],
                                stderr=open(os.path.join(work, "slipway.log"), "w"))
+    task_path = os.environ.get("COMPARE_TASK_PATH") == "1"
+    if task_path:
+        tp = free_port()
+        task_dir = os.path.join(work, "task")
+        os.makedirs(os.path.join(task_dir, "secrets"))
+        shutil.copy(os.path.join(work, "secrets/webhook"), os.path.join(task_dir, "secrets/webhook"))
+        os.chmod(os.path.join(task_dir, "secrets/webhook"), 0o600)
+        with open(os.path.join(task_dir, "slipway.yaml"), "w") as f:
+            f.write('listen: "127.0.0.1:%d"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' % tp)
+        slipway_task = subprocess.Popen([os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(task_dir, "slipway.yaml")],
+                                        stderr=open(os.path.join(work, "slipway-task.log"), "w"), env=dict(os.environ, SLIPWAY_WEBHOOK_FAST_PATH="0"))
     webhook = subprocess.Popen(["webhook", "-hooks", os.path.join(work, "hooks.json"), "-ip", "127.0.0.1", "-port", str(wp)],
                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "webhook.log"), "w"))
     servers = {"slipway": (slipway, "http://127.0.0.1:%d/webhooks/github" % sp), "webhook": (webhook, "http://127.0.0.1:%d/hooks/github" % wp)}
+    folders = {"slipway": work}
+    names = ["slipway", "webhook"]
+    if task_path:
+        servers["slipway-task"] = (slipway_task, "http://127.0.0.1:%d/webhooks/github" % tp)
+        folders["slipway-task"] = task_dir
+        names.append("slipway-task")
     try:
         wait_http("http://127.0.0.1:%d/healthz" % sp)
         wait_http("http://127.0.0.1:%d/hooks/github" % wp)
+        if task_path:
+            wait_http("http://127.0.0.1:%d/healthz" % tp)
         results = {}
         for c in CONNECTIONS:
-            for rnd in range(4):
-                name = ["slipway", "webhook"][rnd % 2]
+            for rnd in range(2 * len(names)):
+                name = names[rnd % len(names)]
                 proc, url = servers[name]
-                if name == "slipway" or not os.path.exists(bodies_path):
+                if name != "webhook" or not os.path.exists(bodies_path):
                     make_bodies("%s-%d-%d" % (name, c, rnd))
-                stored_before = events_stored(work) if name == "slipway" else 0
+                stored_before = events_stored(folders[name]) if name != "webhook" else 0
                 before = cpu_seconds(proc.pid)
                 env = dict(os.environ, BENCH_BODIES=bodies_path, BENCH_THREADS=str(min(2, c)), BENCH_RUN="%s-%d-%d-%d" % (name, c, rnd, time.time()))
                 out = subprocess.run(["wrk", "-t%d" % min(2, c), "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
@@ -95,16 +117,16 @@ def main():
                 r = dict(kv.split("=") for kv in line.split()[1:])
                 r = {k: float(v) for k, v in r.items()}
                 r["cpu_per_10k"] = (cpu_seconds(proc.pid) - before) / max(r["requests"], 1) * 10000
-                if name == "slipway":
+                if name != "webhook":
                     # Every 2xx'd delivery a new durable event: the duplicate path is not what was measured.
-                    r["stored"] = events_stored(work) - stored_before
+                    r["stored"] = events_stored(folders[name]) - stored_before
                     print("round %s c=%d: %d requests answered, %d events stored, %d bodies reused" % (
                         name, c, int(r["requests"]), int(r["stored"]), int(r.get("reused_bodies", 0))), flush=True)
                 results.setdefault((name, c), []).append(r)
         print("| server | conns | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | CPU s / 10k | peak RSS MB |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for c in CONNECTIONS:
-            for name in ["slipway", "webhook"]:
+            for name in names:
                 rs = results[(name, c)]
                 avg = lambda k: sum(r[k] for r in rs) / len(rs)
                 print("| %s | %d | %.0f | %.2f | %.2f | %.2f | %d | %.2f | %.1f |" % (
@@ -112,6 +134,9 @@ def main():
                     avg("cpu_per_10k"), peak_rss_mb(servers[name][0].pid)))
             ratio = (sum(r["rps"] for r in results[("slipway", c)]) / sum(r["rps"] for r in results[("webhook", c)]))
             print("|  | %d | slipway/webhook = %.2fx |  |  |  |  |  |  |" % (c, ratio))
+            if task_path:
+                gain = (sum(r["rps"] for r in results[("slipway", c)]) / sum(r["rps"] for r in results[("slipway-task", c)]))
+                print("|  | %d | fast path / task path = %.2fx |  |  |  |  |  |  |" % (c, gain))
         stored = subprocess.run(["sqlite3", os.path.join(work, "data/slipway.sqlite"), "SELECT count(*) FROM events"], capture_output=True, text=True).stdout.strip()
         print("\nslipway events stored durably: %s" % stored)
     finally:

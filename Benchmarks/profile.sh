@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 . Benchmarks/daemon.sh
-BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="p$RANDOM" \
+BENCH_BODIES="$bodies" BENCH_THREADS=2 BENCH_RUN="p$RANDOM" \
   wrk -t2 -c32 -d"${seconds}s" -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" > "$work/wrk.txt" &
 sleep 1
 perf record -F 999 -g -p "$pid" -o "$work/perf.data" -- sleep "$(( seconds - 3 ))" 2>/dev/null
