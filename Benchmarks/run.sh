@@ -16,6 +16,8 @@ Benchmarks/footprint.sh 200000
 echo "== pipeline =="
 [ -f .test-env/env ] && [ -S /run/slipway-test/docker.sock ] || scripts/test-env.sh
 Benchmarks/pipeline.py "${BENCH_RUNS:-50}"
+echo "== matcher lag at peak ingest =="
+Benchmarks/matcher-lag.py "${BENCH_SECONDS:-10}" 32
 echo "== engines: rebuild on a warm engine, a cold one with cache: registry, a cold one without =="
 Benchmarks/engine-cache.py
 echo "== web page: time to first byte with 100k runs and a 100k-line log =="
