@@ -1,5 +1,5 @@
 import Foundation
-import SlipwayCore
+@testable import SlipwayCore
 import Testing
 
 /// Where a run builds: labels, load, the warm engine, health and free disk.
@@ -57,5 +57,14 @@ import Testing
         #expect(EnginePool.isOnThisHost("tcp://localhost:2376"))
         #expect(!EnginePool.isOnThisHost("tcp://10.0.0.5:2376"))
         #expect(!EnginePool.isOnThisHost("ssh://builder@10.0.0.5"))
+    }
+
+    @Test func sshEnginesAreReachedAsTheirURLSays() {
+        let withPort = EnginePool.SSHTarget("ssh://builder@10.0.0.5:2222")
+        #expect(withPort?.destination == "builder@10.0.0.5" && withPort?.port == 2222)
+        let plain = EnginePool.SSHTarget("ssh://builder@host")
+        #expect(plain?.destination == "builder@host" && plain?.port == nil)
+        #expect(EnginePool.SSHTarget("ssh://-oProxyCommand=x") == nil, "never an option")
+        #expect(EnginePool.SSHTarget("tcp://10.0.0.5:2376") == nil)
     }
 }

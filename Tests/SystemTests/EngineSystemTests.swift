@@ -71,6 +71,12 @@ struct EngineSystemTests {
         #expect(run.status == "Succeeded", "\(daemon.runLog("sw1"))")
         #expect(try Self.show(daemon, "sw1").engine == "remote")
         #expect(try StageSystemTests.registryTags(repo.name).contains("sw1"))
+        // Its disk is measured over the same ssh settings (`df` of its DockerRootDir).
+        try daemon.waitUntil("the ssh engine's disk measured", timeout: 30) {
+            let engines = try AdminAPI.decoder.decode(
+                [AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            return (engines.first { $0.name == "remote" }?.diskFreeBytes ?? 0) > 0
+        }
     }
 
     @Test func simultaneousRunsSpreadOverEngines() throws {

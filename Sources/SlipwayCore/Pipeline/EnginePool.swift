@@ -203,6 +203,14 @@ extension EnginePool {
     public static func docker(
         _ args: [String], on engine: SlipwayConfig.EngineSettings, cli: String, path: String, scratch: String, timeout: Duration
     ) async -> DockerResult {
+        await run({ _ in cli }, args, on: engine, path: path, scratch: scratch, timeout: timeout)
+    }
+
+    /// A command in the engine's scratch environment; `executable` gets the scratch folder.
+    static func run(
+        _ executable: (String) -> String, _ args: [String], on engine: SlipwayConfig.EngineSettings, path: String, scratch: String,
+        timeout: Duration
+    ) async -> DockerResult {
         // Under `engines/`: the probes' scratch holds no credentials (an empty DOCKER_CONFIG, links
         // to the operator's TLS files), unlike a run's.
         let folder = "\(scratch)/engines/\(engine.name)-\(UInt32.random(in: 0...UInt32.max))"
@@ -211,11 +219,53 @@ extension EnginePool {
         var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
         env.merge(environment(for: engine, scratch: folder)) { old, new in old == path ? "\(new):\(old)" : new }
         let lines = LineCollector()
-        let outcome = try? await ProcessRunner.run(Command(cli, args, environment: env), deadline: .now + timeout) { lines.append($0) }
+        let outcome = try? await ProcessRunner.run(Command(executable(folder), args, environment: env), deadline: .now + timeout) {
+            lines.append($0)
+        }
         let ok = outcome?.succeeded ?? false
         let error =
-            ok ? nil : (outcome?.lastErrorLine ?? lines.lines.last ?? (outcome?.ending == .timedOut ? "no answer in \(timeout)" : "docker \(args.first ?? "") failed"))
+            ok ? nil : (outcome?.lastErrorLine ?? lines.lines.last ?? (outcome?.ending == .timedOut ? "no answer in \(timeout)" : "\(args.first ?? "") failed"))
         return DockerResult(ok: ok, output: lines.lines, error: error)
+    }
+
+    /// Free bytes under `root` on an ssh engine's machine: `df -Pk` over the same ssh connection
+    /// settings the docker CLI uses (key, known hosts). `root` comes from the engine, so it is used
+    /// only when it is a plain absolute path.
+    static func sshFreeBytes(_ engine: SlipwayConfig.EngineSettings, root: String, path: String, scratch: String) async -> Int64? {
+        guard engine.ssh != nil, let target = SSHTarget(engine.host),
+            root.hasPrefix("/"), root.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || "/._-".utf8.contains($0) })
+        else { return nil }
+        var args = target.port.map { ["-p", "\($0)"] } ?? []
+        args += ["--", target.destination, "df", "-Pk", root]
+        let result = await run({ "\($0)/engine-bin/ssh" }, args, on: engine, path: path, scratch: scratch, timeout: .seconds(5))
+        // "Filesystem 1024-blocks Used Available Capacity Mounted on", then one line.
+        guard result.ok, let line = result.output.last(where: { $0.hasPrefix("/") || $0.first?.isLetter == true }),
+            !line.hasPrefix("Filesystem")
+        else { return nil }
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 4, let kilobytes = Int64(fields[3]) else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// `ssh://[user@]host[:port]` as ssh's destination and port.
+    struct SSHTarget: Equatable {
+        var destination: String
+        var port: Int?
+
+        init?(_ host: String) {
+            guard host.hasPrefix("ssh://") else { return nil }
+            var rest = String(host.dropFirst("ssh://".count))
+            if rest.hasSuffix("/") { rest.removeLast() }
+            var port: Int?
+            if let colon = rest.lastIndex(of: ":"), let p = Int(rest[rest.index(after: colon)...]) {
+                port = p
+                rest = String(rest[..<colon])
+            }
+            // Never an option for ssh: `--` ends them, and a destination must not start with `-`.
+            guard !rest.isEmpty, !rest.hasPrefix("-"), !rest.contains(" ") else { return nil }
+            destination = rest
+            self.port = port
+        }
     }
 
     /// Whether the engine's filesystem is this host's: a unix socket, or TCP to a loopback address.
@@ -265,9 +315,18 @@ public struct EngineHealthService: Service {
                 logger.warning("engine down", metadata: ["engine": "\(engine.name)", "error": "\(result.error ?? "")"])
             }
         }
-        guard up, let answer, EnginePool.isOnThisHost(engine.host) else { return }
+        guard up, let answer else { return }
         let root = String(answer.split(separator: "|", maxSplits: 1).last ?? "")
-        guard !root.isEmpty, let free = DiskGuard.freeBytes(root) else { return }
+        // Measured where Slipway can see the engine's filesystem: this host, or a shell over ssh.
+        let measured: Int64?
+        if root.isEmpty {
+            measured = nil
+        } else if EnginePool.isOnThisHost(engine.host) {
+            measured = DiskGuard.freeBytes(root)
+        } else {
+            measured = await EnginePool.sshFreeBytes(engine, root: root, path: path, scratch: scratch)
+        }
+        guard let free = measured else { return }
         switch pool.reportDisk(engine.name, bytes: free, path: root) {
         case true?:
             logger.warning(
