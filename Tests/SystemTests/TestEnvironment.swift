@@ -235,17 +235,24 @@ enum Registry {
 
 /// Processes whose command line (arguments joined by spaces) — or, with `environment`, whose
 /// environment — contains `needle`, from /proc.
-func processesHolding(_ needle: String, environment: Bool) -> [(pid: String, cmdline: String, inArgs: Bool)] {
+func processesHolding(_ needle: String, environment: Bool, includeControls: Bool = false) -> [(pid: String, cmdline: String, inArgs: Bool)] {
     let bytes = Data(needle.utf8)
+    let marker = Data(procScanControlMarker.utf8)
     let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc").filter { $0.allSatisfy(\.isNumber) }) ?? []
     return pids.compactMap { pid in
         let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+        // Another test's positive control (planted on purpose) is not a leak.
+        if !includeControls && (raw.range(of: marker) != nil || environ?.range(of: marker) != nil) { return nil }
         let cmdline = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
         let inArgs = cmdline.contains(needle)
-        let inEnviron = environment && FileManager.default.contents(atPath: "/proc/\(pid)/environ")?.range(of: bytes) != nil
+        let inEnviron = environment && environ?.range(of: bytes) != nil
         return inArgs || inEnviron ? (pid, cmdline, inArgs) : nil
     }
 }
+
+/// Marks the planted processes of `expectProcScanFinds` (in argv and in the environment).
+let procScanControlMarker = "slipway-proc-scan-control"
 
 /// The positive control of the /proc scans: a process holding `needle` in its argv and its
 /// environment is found by both, so an empty scan result means "not there", not "not looked".
@@ -253,8 +260,8 @@ func expectProcScanFinds(_ needle: String, sourceLocation: SourceLocation = #_so
     let control = Process()
     control.executableURL = URL(fileURLWithPath: "/bin/sh")
     // The shell's builtin `read` waits on a pipe nobody writes: no child inherits the value.
-    control.arguments = ["-c", "read line", "control", needle]
-    control.environment = ["PATH": "/usr/bin:/bin"]
+    control.arguments = ["-c", "read line", procScanControlMarker, needle]
+    control.environment = ["PATH": "/usr/bin:/bin", "MARKER": procScanControlMarker]
     let stdin = Pipe()
     control.standardInput = stdin
     try control.run()
@@ -264,17 +271,19 @@ func expectProcScanFinds(_ needle: String, sourceLocation: SourceLocation = #_so
     }
     var found: [(pid: String, cmdline: String, inArgs: Bool)] = []
     for _ in 0..<100 {
-        found = processesHolding(needle, environment: true).filter { $0.pid == "\(control.processIdentifier)" }
+        found = processesHolding(needle, environment: true, includeControls: true).filter { $0.pid == "\(control.processIdentifier)" }
         if !found.isEmpty { break }
         usleep(10_000)
     }
     #expect(found.first?.inArgs == true, "the argv scan sees a planted value", sourceLocation: sourceLocation)
     _ = stdin
-    #expect(processesMentioning(needle).contains { $0.hasPrefix("\(control.processIdentifier):") }, sourceLocation: sourceLocation)
+    #expect(
+        processesHolding(needle, environment: false, includeControls: true).contains { $0.pid == "\(control.processIdentifier)" },
+        sourceLocation: sourceLocation)
     let environOnly = Process()
     environOnly.executableURL = URL(fileURLWithPath: "/bin/sleep")
     environOnly.arguments = ["30"]
-    environOnly.environment = ["SLIPWAY_CONTROL": needle]
+    environOnly.environment = ["SLIPWAY_CONTROL": needle, "MARKER": procScanControlMarker]
     try environOnly.run()
     defer {
         kill(environOnly.processIdentifier, SIGKILL)
@@ -282,7 +291,9 @@ func expectProcScanFinds(_ needle: String, sourceLocation: SourceLocation = #_so
     }
     var inEnviron = false
     for _ in 0..<100 where !inEnviron {
-        inEnviron = processesHolding(needle, environment: true).contains { $0.pid == "\(environOnly.processIdentifier)" && !$0.inArgs }
+        inEnviron = processesHolding(needle, environment: true, includeControls: true).contains {
+            $0.pid == "\(environOnly.processIdentifier)" && !$0.inArgs
+        }
         if !inEnviron { usleep(10_000) }
     }
     #expect(inEnviron, "the environ scan sees a planted value", sourceLocation: sourceLocation)
