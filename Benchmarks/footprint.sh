@@ -19,7 +19,7 @@ printf '| 0 (idle) | %.1f | %s |\n' "$(echo "$(rss)/1024" | bc -l)" "$(fds)"
 round=0
 while [ "$(events)" -lt "$target" ]; do
   round=$((round + 1))
-  BENCH_BODY="$body" BENCH_SIGNATURE="$signature" BENCH_RUN="f$round-$RANDOM" \
+  BENCH_BODIES="$bodies" BENCH_THREADS=2 BENCH_OFFSET="$(( $(events) / 2 ))" BENCH_RUN="f$round-$RANDOM" \
     wrk -t2 -c32 -d5s -s Benchmarks/wrk-deliveries.lua "http://127.0.0.1:$port/webhooks/github" > /dev/null
   sleep 1   # connections closed, the matcher caught up
   printf '| %s | %.1f | %s |\n' "$(events)" "$(echo "$(rss)/1024" | bc -l)" "$(fds)"
