@@ -46,10 +46,15 @@ public struct SlipwayRequestContext: RequestContext {
     /// Bodies are read by the webhook route itself, against `webhook.max_body_bytes`.
     public var maxUploadSize: Int { 100 * 1024 * 1024 }
 
-    var peer: String {
-        guard let remoteAddress else { return "unknown" }
-        if let ip = remoteAddress.ipAddress, let port = remoteAddress.port { return "\(ip):\(port)" }
-        return "\(remoteAddress)"
+    var peer: String { SocketAddress.peer(remoteAddress) }
+}
+
+extension SocketAddress {
+    /// A peer as logged: `ip:port`, or the address as NIO prints it, or "unknown".
+    static func peer(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown" }
+        if let ip = address.ipAddress, let port = address.port { return "\(ip):\(port)" }
+        return "\(address)"
     }
 }
 

@@ -103,7 +103,9 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         case (.discarding, .end):
             state = .idle
             return false
-        case (.discarding, _), (.answering, _), (.awaitingResponse, _):
+        case (.discarding, _):
+            return false  // answered early and closing: the rest of the body is dropped, not kept
+        case (.answering, _), (.awaitingResponse, _):
             queue.append(part)  // not reached: channelRead queues in these states
             return false
         }
@@ -179,9 +181,10 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 controller.release(reserved)
                 var answer = controller.answer(result, accepted: accepted, since: start)
                 answer.close = answer.close || closeAfter
+                let final = answer
                 loop.execute {
                     let (handler, context) = bound.value
-                    handler.write(answer, context: context)
+                    handler.write(final, context: context)
                 }
             }
         }
@@ -214,9 +217,5 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         return rest.isEmpty || rest.first == UInt8(ascii: "?")
     }
 
-    static func peer(_ context: ChannelHandlerContext) -> String {
-        guard let remoteAddress = context.channel.remoteAddress else { return "unknown" }
-        if let ip = remoteAddress.ipAddress, let port = remoteAddress.port { return "\(ip):\(port)" }
-        return "\(remoteAddress)"
-    }
+    static func peer(_ context: ChannelHandlerContext) -> String { SocketAddress.peer(context.channel.remoteAddress) }
 }

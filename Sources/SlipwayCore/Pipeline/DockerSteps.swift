@@ -15,9 +15,7 @@ struct DockerSteps: Sendable {
             "DOCKER_BUILDKIT": environment.settings.buildkit ? "1" : "0",
         ]
         if let host = environment.dockerHost { env["DOCKER_HOST"] = host }
-        // The engine's PATH entry is a prefix (its ssh wrapper), the rest replaces.
-        env.merge(environment.engineEnvironment) { current, engine in current == environment.path ? "\(engine):\(current)" : engine }
-        return env
+        return EnginePool.merging(env, path: environment.path, engine: environment.engineEnvironment)
     }
 
     /// Writes `config.json` with the credentials of the registries `images` name, and of no other

@@ -150,8 +150,15 @@ public final class EnginePool: Sendable {
         }
     }
 
+    /// `env` (whose PATH is `path`) pointed at `engine`: its variables replace, except PATH,
+    /// which the engine's ssh wrapper folder is put in front of.
+    public static func merging(_ env: [String: String], path: String, engine: [String: String]) -> [String: String] {
+        env.merging(engine) { current, mine in current == path ? "\(mine):\(current)" : mine }
+    }
+
     /// The environment variables that point the docker CLI at `engine` (TLS certificate folder,
-    /// ssh settings in the run's HOME). Writes what it needs under `scratch`.
+    /// ssh settings in the run's HOME). Writes what it needs under `scratch`; `PATH`, when set,
+    /// is a prefix (apply with `merging`).
     public static func environment(for engine: SlipwayConfig.EngineSettings, scratch: String) -> [String: String] {
         var env = ["DOCKER_HOST": engine.host]
         if let tls = engine.tls {
@@ -216,8 +223,9 @@ extension EnginePool {
         let folder = "\(scratch)/engines/\(engine.name)-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var env = ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"]
-        env.merge(environment(for: engine, scratch: folder)) { old, new in old == path ? "\(new):\(old)" : new }
+        let env = merging(
+            ["PATH": path, "HOME": folder, "LC_ALL": "C", "DOCKER_CONFIG": folder + "/docker"], path: path,
+            engine: environment(for: engine, scratch: folder))
         let lines = LineCollector()
         let outcome = try? await ProcessRunner.run(Command(executable(folder), args, environment: env), deadline: .now + timeout) {
             lines.append($0)
@@ -238,12 +246,9 @@ extension EnginePool {
         var args = target.port.map { ["-p", "\($0)"] } ?? []
         args += ["--", target.destination, "df", "-Pk", root]
         let result = await run({ "\($0)/engine-bin/ssh" }, args, on: engine, path: path, scratch: scratch, timeout: .seconds(5))
-        // "Filesystem 1024-blocks Used Available Capacity Mounted on", then one line.
-        guard result.ok, let line = result.output.last(where: { $0.hasPrefix("/") || $0.first?.isLetter == true }),
-            !line.hasPrefix("Filesystem")
+        // "Filesystem 1024-blocks Used Available Capacity Mounted on", then one line: its 4th field.
+        guard result.ok, let fields = result.output.last?.split(separator: " "), fields.count >= 4, let kilobytes = Int64(fields[3])
         else { return nil }
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 4, let kilobytes = Int64(fields[3]) else { return nil }
         return kilobytes * 1024
     }
 

@@ -106,12 +106,10 @@ public struct Retention: Sendable {
             logger.warning("retention: build cache prune failed", metadata: ["engine": "\(engine.name)", "error": "\(result.error ?? "")"])
             return
         }
-        do {
-            SlipwayMetrics.retention("build_cache", removed: 1, bytes: Self.bytes(in: reclaimed))
-            logger.info(
-                "retention: build cache pruned",
-                metadata: ["engine": "\(engine.name)", "kept": "\(SizeParser.format(env.retention.buildCache))", "result": "\(reclaimed)"])
-        }
+        SlipwayMetrics.retention("build_cache", removed: 1, bytes: Self.bytes(in: reclaimed))
+        logger.info(
+            "retention: build cache pruned",
+            metadata: ["engine": "\(engine.name)", "kept": "\(SizeParser.format(env.retention.buildCache))", "result": "\(reclaimed)"])
     }
 
     /// `Total reclaimed space: 1.2GB` → bytes.
