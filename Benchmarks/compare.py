@@ -14,13 +14,10 @@ Needs: a release build (.build/release/slipway), wrk, webhook (make bench instal
 """
 import hashlib, hmac, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, free_port, wait_http
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = [int(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "1,32,256").split(",")]
 TICK = os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
@@ -30,16 +27,6 @@ def cpu_seconds(pid):
 def peak_rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
-
-def wait_http(url):
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1); return
-        except urllib.error.HTTPError:
-            return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit("server at %s did not start" % url)
 
 def events_stored(folder):
     out = subprocess.run(["sqlite3", os.path.join(folder, "data/slipway.sqlite"), "SELECT count(*) FROM events"], capture_output=True, text=True)

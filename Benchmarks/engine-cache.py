@@ -16,29 +16,15 @@ Targets (issue 14): (b) <= 1.5 x (a), and (c) >= 2 x (b).
 """
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request, uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, env_file, free_port, run, slipway_binary, wait_http
+
 SLOW = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 LAYER_MB = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 
 
-def env_file():
-    values = {}
-    with open(os.path.join(ROOT, ".test-env/env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            values[k] = v
-    return values
-
-
-def run(args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
-
-
 def main():
     e = env_file()
-    binary = os.environ.get("SLIPWAY_BIN") or next(
-        (p for p in (os.path.join(ROOT, ".build/release/slipway"), os.path.join(ROOT, ".build/debug/slipway")) if os.path.exists(p)), None)
-    assert binary, "build slipway first (swift build -c release)"
+    binary = slipway_binary()
     work = tempfile.mkdtemp(prefix="slipway-engcache-", dir="/var/tmp")
     name = "engcache%d" % os.getpid()
     bare = os.path.join(e["SLIPWAY_TEST_GIT_ROOT"], "public", name + ".git")
@@ -62,7 +48,7 @@ def main():
 
     tls = e["SLIPWAY_TEST_TLS_DIR"]
     registry = e["SLIPWAY_TEST_REGISTRY"]
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    port = free_port()
     os.makedirs(os.path.join(work, "secrets"))
     with open(os.path.join(work, "secrets/webhook"), "w") as f:
         f.write("bench-secret")
@@ -121,11 +107,7 @@ tasks:
     daemon = subprocess.Popen([binary, "serve", "--config", config], stderr=open(os.path.join(work, "daemon.log"), "w"),
                               env=dict(os.environ, DOCKER_HOST=e["SLIPWAY_TEST_DOCKER_HOST"]), cwd=work)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=1); break
-            except Exception:
-                time.sleep(0.1)
+        wait_http("http://127.0.0.1:%d/healthz" % port)
         commit("version 1")
         first, _, _ = build("a-warm")                    # the warm engine builds the previous commit
         build("b-seed")                                  # ... and pushes <repo>-b:buildcache with inline cache metadata

@@ -14,13 +14,10 @@ Target (issue 18): lag under 1 s at the peak ingest rate, traces complete.
 """
 import datetime, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, free_port, ts, wait_http
+
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 32
-
-
-def ts(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 def main():
@@ -31,7 +28,7 @@ def main():
     with open(os.path.join(work, "secrets/webhook"), "w") as f:
         f.write(secret)
     os.chmod(os.path.join(work, "secrets/webhook"), 0o600)
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    port = free_port()
     with open(os.path.join(work, "slipway.yaml"), "w") as f:
         f.write("""listen: "127.0.0.1:%d"
 data_dir: "data"
@@ -50,11 +47,7 @@ tasks:
                     str(max(100000, SECONDS * 30000)), bodies, "lag%d" % os.getpid()], check=True)
     daemon = subprocess.Popen([binary, "serve", "--config", os.path.join(work, "slipway.yaml")], stderr=open(os.path.join(work, "daemon.log"), "w"), cwd=work)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=1); break
-            except Exception:
-                time.sleep(0.1)
+        wait_http("http://127.0.0.1:%d/healthz" % port)
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(work, "data/slipway.sqlite"), uri=True, timeout=5)
         env = dict(os.environ, BENCH_BODIES=bodies, BENCH_THREADS="2", BENCH_RUN="lag%d" % time.time())
         wrk = subprocess.Popen(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"),

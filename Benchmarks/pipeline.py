@@ -13,27 +13,9 @@ Reports, over N pushes built one after another:
 """
 import datetime, hashlib, hmac, json, os, shutil, socket, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, env_file, free_port, pct, run, ts, wait_http
+
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-
-def env_file():
-    values = {}
-    with open(os.path.join(ROOT, ".test-env/env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            values[k] = v
-    return values
-
-def ts(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-
-def pct(values, p):
-    values = sorted(values)
-    k = max(0, min(len(values) - 1, int(round(p / 100 * (len(values) - 1)))))
-    return values[k]
-
-def run(args, **kw):
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 def main():
     e = env_file()
@@ -61,7 +43,7 @@ def main():
     with open(os.path.join(work, "secrets/webhook"), "w") as f:
         f.write(secret)
     os.chmod(os.path.join(work, "secrets/webhook"), 0o600)
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    port = free_port()
     registry = e["SLIPWAY_TEST_REGISTRY"]
     with open(os.path.join(work, "slipway.yaml"), "w") as f:
         f.write("""listen: "127.0.0.1:%d"
@@ -78,11 +60,7 @@ tasks:
     denv = dict(os.environ, DOCKER_HOST=e["SLIPWAY_TEST_DOCKER_HOST"])
     daemon = subprocess.Popen([binary, "serve", "--config", os.path.join(work, "slipway.yaml")], stderr=open(os.path.join(work, "daemon.log"), "w"), env=denv)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=1); break
-            except Exception:
-                time.sleep(0.1)
+        wait_http("http://127.0.0.1:%d/healthz" % port)
         db = os.path.join(work, "data/slipway.sqlite")
         dispatch, total, fetch, phases = [], [], [], []
         for i in range(N):

@@ -13,26 +13,15 @@ Target (issue 15): the run page's p99 <= 50 ms.
 """
 import http.client, json, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, free_port, pct, slipway_binary
+
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
 LINES = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
 REQUESTS = int(sys.argv[3]) if len(sys.argv) > 3 else 300
 
 
-def pct(values, p):
-    values = sorted(values)
-    return values[max(0, min(len(values) - 1, int(round(p / 100 * (len(values) - 1)))))]
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-    return port
-
-
 def main():
-    binary = os.environ.get("SLIPWAY_BIN") or next(
-        (p for p in (os.path.join(ROOT, ".build/release/slipway"), os.path.join(ROOT, ".build/debug/slipway")) if os.path.exists(p)), None)
-    assert binary, "build slipway first (swift build -c release)"
+    binary = slipway_binary()
     work = tempfile.mkdtemp(prefix="slipway-uibench-", dir="/var/tmp")
     port, ui_port = free_port(), free_port()
     with open(os.path.join(work, "slipway.yaml"), "w") as f:
