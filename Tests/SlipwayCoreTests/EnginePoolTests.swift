@@ -59,6 +59,59 @@ import Testing
         #expect(!EnginePool.isOnThisHost("ssh://builder@10.0.0.5"))
     }
 
+    @Test func anEngineWhoseDiskCannotBeMeasuredSaysWhyAndHoldsNothing() async throws {
+        let pool = try pool()
+        #expect(pool.reportDisk("a", bytes: 500_000_000, path: "/var/lib/docker") == true)
+        #expect(pool.reportDiskUnmeasured("a", reason: "df in busybox failed: no such image") == true, "a new reason is logged")
+        #expect(pool.reportDiskUnmeasured("a", reason: "df in busybox failed: no such image") == false, "once")
+        #expect(pool.choose(task: "web", labels: ["fast"]) == .engine("a"), "an unknown disk holds no build")
+        #expect(pool.diskLow == nil)
+        let listed = pool.list().first { $0.name == "a" }
+        #expect(listed?.diskFreeBytes == nil && listed?.diskUnmeasured == "df in busybox failed: no such image")
+        #expect(pool.reportDisk("a", bytes: 9_000_000_000, path: "/var/lib/docker") == nil)
+        #expect(pool.list().first { $0.name == "a" }?.diskUnmeasured == nil, "measured again")
+
+        // A tcp:// engine on another machine, without a probe image: nothing to run, the reason names the key.
+        let remote = SlipwayConfig.EngineSettings(name: "far", host: "tcp://10.0.0.5:2376")
+        let reading = await EngineHealthService.measureDisk(remote, root: "/var/lib/docker", cli: "/nonexistent/docker", path: "/usr/bin", scratch: dir.path)
+        guard case .unmeasured(let why) = reading else {
+            Issue.record("measured a remote engine without a probe: \(reading)")
+            return
+        }
+        #expect(why.contains("disk_probe_image"))
+        // A DockerRootDir that could add mount options is never put into `--volume`.
+        var probed = remote
+        probed.diskProbeImage = "busybox:stable"
+        let odd = await EngineHealthService.measureDisk(probed, root: "/var/lib/docker:/etc", cli: "/nonexistent/docker", path: "/usr/bin", scratch: dir.path)
+        #expect(odd == .unmeasured("the engine's DockerRootDir '/var/lib/docker:/etc' is not a plain absolute path"))
+    }
+
+    @Test func dfOutputGivesTheFreeBytes() {
+        let ok = EnginePool.DockerResult(
+            ok: true, output: ["Filesystem           1024-blocks    Used Available Capacity Mounted on", "overlay  41152736  9000000  30000000  24% /slipway-disk"],
+            error: nil)
+        #expect(EnginePool.dfReading(ok, command: "df") == .free(30_000_000 * 1024))
+        let failed = EnginePool.DockerResult(ok: false, output: [], error: "Unable to find image 'x:1' locally")
+        #expect(EnginePool.dfReading(failed, command: "df in x:1") == .unmeasured("df in x:1 failed: Unable to find image 'x:1' locally"))
+        let garbled = EnginePool.DockerResult(ok: true, output: ["hello"], error: nil)
+        #expect(EnginePool.dfReading(garbled, command: "df") == .unmeasured("df printed no free space: hello"))
+    }
+
+    @Test func theProbeImageIsAReference() throws {
+        func parse(_ image: String) throws -> SlipwayConfig {
+            try ConfigLoader.parse(
+                """
+                data_dir: "\(dir.path)/data"
+                engines:
+                  - { name: far, host: "tcp://10.0.0.5:2376", disk_probe_image: "\(image)" }
+                tasks: []
+                """, file: dir.path + "/slipway.yaml")
+        }
+        #expect(try parse("busybox:stable").engines.first?.diskProbeImage == "busybox:stable")
+        #expect(throws: (any Error).self) { try parse("--privileged") }
+        #expect(throws: (any Error).self) { try parse("busybox sh") }
+    }
+
     @Test func sshEnginesAreReachedAsTheirURLSays() {
         let withPort = EnginePool.SSHTarget("ssh://builder@10.0.0.5:2222")
         #expect(withPort?.destination == "builder@10.0.0.5" && withPort?.port == 2222)

@@ -128,6 +128,84 @@ struct RetentionSystemTests {
         #expect(daemon.log.contains("disk space is back on engine local"))
     }
 
+    /// min_free_disk on a `tcp://` engine through its `disk_probe_image`: Slipway runs the
+    /// image's `df` in a container on that engine with the DockerRootDir mounted (how an engine on
+    /// another machine is measured; the TLS engine here is on the same machine, so the figure can
+    /// be compared with statvfs). Under the threshold its builds wait with its reason; a probe
+    /// image the engine cannot run is reported once as "not measured" and holds nothing.
+    @Test func aTCPEngineIsMeasuredWithItsProbeImage() throws {
+        let docker = try TestEnvironment.require("SLIPWAY_TEST_DOCKER")
+        let tlsDir = try TestEnvironment.require("SLIPWAY_TEST_TLS_DIR")
+        let host = try TestEnvironment.require("SLIPWAY_TEST_TLS_DOCKER_HOST")
+        let env = ["DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": tlsDir + "/client-dir", "PATH": "/usr/bin:/bin"]
+        // A probe image on the engine: busybox with `df` (docker import of a two-file rootfs).
+        let image = "slipway-test/df-probe:latest"
+        let rootfs = "/tmp/slipway-df-probe-\(UUID().uuidString.prefix(6))"
+        defer { try? FileManager.default.removeItem(atPath: rootfs) }
+        try FileManager.default.createDirectory(atPath: rootfs + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/df", withDestinationPath: "busybox")
+        #expect(try run("/bin/tar", ["-C", rootfs, "-cf", rootfs + ".tar", "."]).status == 0)
+        defer { try? FileManager.default.removeItem(atPath: rootfs + ".tar") }
+        let imported = try run(docker, ["import", rootfs + ".tar", image], environment: env)
+        #expect(imported.status == 0, "\(imported.err)")
+
+        let root = try run(docker, ["info", "--format", "{{.DockerRootDir}}"], environment: env).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let engineFree = try #require(DiskGuard.freeBytes(root), "statvfs \(root)")
+        let minimum = (engineFree / 1_000_000_000 + 1) * 1_000_000_000
+        let repo = try GitRepo(name: PipelineSystemTests.name("probedisk"))
+        let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
+        var config = try TestEnvironment.buildConfig()
+        config += """
+
+            retention: { min_free_disk: "\(minimum / 1_000_000_000)GB" }
+            engines:
+              - name: secure
+                host: "\(host)"
+                tls: { ca_file: "\(tlsDir)/ca.pem", cert_file: "\(tlsDir)/client.pem", key_file: "\(tlsDir)/client-key.pem" }
+                disk_probe_image: "\(image)"
+            tasks:
+
+            """ + PipelineSystemTests.task("web", repo: repo, image: repo.name)
+        let daemon = try DaemonProcess(extraConfig: config)
+        let data = daemon.dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(minimum / 1_000_000_000 + 50)g", "tmpfs", data])
+        #expect(mounted.status == 0, "\(mounted.err)")
+        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        let since = Int(Date().timeIntervalSince1970) - 1
+        try daemon.start()
+        func engine() throws -> AdminAPI.Engine? {
+            try AdminAPI.decoder.decode([AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8)).first
+        }
+        try daemon.waitUntil("the engine's disk measured", timeout: 40) { (try engine()?.diskFreeBytes ?? 0) > 0 }
+        let measured = try #require(try engine()?.diskFreeBytes)
+        // The same filesystem seen from the container and from here (other tests write meanwhile).
+        #expect(abs(measured - engineFree) < max(engineFree / 20, 500_000_000), "container df \(measured), statvfs \(engineFree)")
+        // It was the probe container that measured it (the engine's own event log says so).
+        let events = try run(
+            docker,
+            ["events", "--since", "\(since)", "--until", "\(Int(Date().timeIntervalSince1970) + 2)", "--filter", "label=slipway.probe=disk",
+             "--filter", "event=start", "--format", "{{.Actor.Attributes.image}}"], environment: env)
+        #expect(events.out.contains(image), "probe containers started on the engine: \(events.out) \(events.err)")
+
+        try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
+        try daemon.waitUntil("the engine's reason recorded", timeout: 30) { try daemon.runs().first?.reason.contains("engine secure") == true }
+        let waiting = try #require(try daemon.runs().first)
+        #expect(waiting.status == "Queued" && waiting.reason.contains(root) && waiting.reason.contains("min_free_disk"), "\(waiting.reason)")
+        #expect(try RawHTTPClient(port: daemon.port).request("GET", "/healthz").json["disk"] as? String == "low")
+
+        // A probe image the engine cannot run: said once, and the disk no longer holds builds.
+        try daemon.rewriteConfig("disk_probe_image: \"\(image)\"", "disk_probe_image: \"slipway-test/no-such-probe:1\"")
+        daemon.signal(SIGHUP)
+        let done = try daemon.waitForRun("sw1", timeout: 90)
+        #expect(done.status == "Succeeded", "\(daemon.runLog("sw1"))")
+        #expect(daemon.log.contains("free space of engine secure is not measured: df in slipway-test/no-such-probe:1 failed"), "\(daemon.log)")
+        let unmeasured = try #require(try engine())
+        #expect(unmeasured.diskFreeBytes == nil && unmeasured.diskUnmeasured?.contains("no-such-probe") == true, "\(unmeasured)")
+        #expect(try RawHTTPClient(port: daemon.port).request("GET", "/healthz").json["disk"] as? String != "low")
+    }
+
     /// `build_cache` on the real BuildKit: after a build the engine's cache is pruned to the size
     /// (1 MB here). A failed build leaves a 5 MB step in the cache that no image holds: the prune
     /// frees it, so the same commit built again runs that step again instead of reusing it.

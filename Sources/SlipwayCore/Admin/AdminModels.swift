@@ -93,9 +93,11 @@ public enum AdminAPI {
         public var labels: [String]
         public var lastError: String?
         public var lastSeen: String?
-        /// Free bytes where the engine keeps images and build cache, when Slipway can see that
-        /// filesystem (an engine on this host: `unix://` or a loopback `tcp://`).
+        /// Free bytes where the engine keeps images and build cache, when measured (on this
+        /// host, over ssh, or with the engine's `disk_probe_image`).
         public var diskFreeBytes: Int64? = nil
+        /// Why the free space is not measured, when it is not.
+        public var diskUnmeasured: String? = nil
     }
 
     public struct GitHubHook: Codable, Sendable, Equatable {

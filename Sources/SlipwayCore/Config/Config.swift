@@ -25,6 +25,10 @@ public struct SlipwayConfig: Sendable {
         public var ssh: SSH?
         public var maxConcurrent: Int = 1
         public var labels: [String] = []
+        /// A small image with `df` (busybox) run on the engine to measure the free space under
+        /// its DockerRootDir: how a `tcp://` engine on another machine is measured. When set it
+        /// is used for any engine; without it, engines on this host use statvfs and ssh engines `df`.
+        public var diskProbeImage: String? = nil
 
         public struct TLS: Sendable, Equatable {
             public var caFile: String

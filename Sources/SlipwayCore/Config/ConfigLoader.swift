@@ -153,7 +153,7 @@ public enum ConfigLoader {
 
         var engines: [SlipwayConfig.EngineSettings] = []
         for item in top["engines"]?.list() ?? [] {
-            guard let keys = item.mapping(allowed: ["name", "host", "tls", "ssh", "max_concurrent", "labels"]) else { continue }
+            guard let keys = item.mapping(allowed: ["name", "host", "tls", "ssh", "max_concurrent", "labels", "disk_probe_image"]) else { continue }
             guard let name = ConfigLoader.required(keys, "name", in: item)?.nonEmptyString(),
                 let host = ConfigLoader.required(keys, "host", in: item)?.nonEmptyString()
             else { continue }
@@ -177,6 +177,14 @@ public enum ConfigLoader {
             }
             if let n = keys["max_concurrent"]?.int(min: 1, max: 256) { engine.maxConcurrent = n }
             engine.labels = keys["labels"]?.stringList() ?? []
+            if let node = keys["disk_probe_image"], let image = node.nonEmptyString() {
+                // An argument of `docker run`: a reference, never an option or several words.
+                if image.hasPrefix("-") || image.contains(where: { $0.isWhitespace }) {
+                    node.fail("must be an image reference like busybox:stable, got '\(image)'")
+                } else {
+                    engine.diskProbeImage = image
+                }
+            }
             engines.append(engine)
         }
 

@@ -19,6 +19,8 @@ public final class EnginePool: Sendable {
         var diskFree: [String: (bytes: Int64, path: String)] = [:]
         /// Engines last seen under `retention.min_free_disk` (a change is logged once).
         var lowDisk: Set<String> = []
+        /// Why an engine's free space is not measured (a change is logged once).
+        var diskUnmeasured: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -61,7 +63,7 @@ public final class EnginePool: Sendable {
                 return .wait(labels.isEmpty ? "no engine is up" : "no engine with labels \(labels) is up")
             }
             // An engine under retention.min_free_disk takes no new build (it would fail half-way).
-            let healthy = up.filter { (state.diskFree[$0.name]?.bytes ?? .max) >= minimum }
+            let healthy = up.filter { !Self.isLow(state.diskFree[$0.name]?.bytes, minimum: minimum) }
             guard !healthy.isEmpty else {
                 let first = up[0].name
                 let (bytes, path) = state.diskFree[first] ?? (0, "")
@@ -117,17 +119,37 @@ public final class EnginePool: Sendable {
         return state.withLock { state in
             let was = state.lowDisk.contains(engine)
             state.diskFree[engine] = (bytes, path)
-            let low = bytes < minimum
+            state.diskUnmeasured[engine] = nil
+            let low = Self.isLow(bytes, minimum: minimum)
             if low { state.lowDisk.insert(engine) } else { state.lowDisk.remove(engine) }
             return was == low ? nil : low
         }
     }
 
+    /// Records that `engine`'s free space could not be measured, and why: its last reading is
+    /// forgotten (an unknown disk holds no build). Returns true when the reason is new.
+    @discardableResult
+    public func reportDiskUnmeasured(_ engine: String, reason: String) -> Bool {
+        state.withLock { state in
+            let was = state.diskUnmeasured[engine]
+            state.diskUnmeasured[engine] = reason
+            state.diskFree[engine] = nil
+            state.lowDisk.remove(engine)
+            return was != reason
+        }
+    }
+
+    /// Why `engine`'s free space is not measured, or nil when it is (or was not tried yet).
+    public func diskUnmeasured(_ engine: String) -> String? { state.withLock { $0.diskUnmeasured[engine] } }
+
+    /// Whether `bytes` free (nil: not measured) is under `retention.min_free_disk`.
+    static func isLow(_ bytes: Int64?, minimum: Int64) -> Bool { bytes.map { $0 < minimum } ?? false }
+
     /// Which engines are under `retention.min_free_disk` (`/healthz` says `"disk":"low"`), or nil.
     public var diskLow: String? {
         let minimum = config().retention.minFreeDisk
         let snapshot = state.withLock { $0.diskFree }
-        let low = engines.filter { (snapshot[$0.name]?.bytes ?? .max) < minimum }.map(\.name)
+        let low = engines.filter { Self.isLow(snapshot[$0.name]?.bytes, minimum: minimum) }.map(\.name)
         return low.isEmpty ? nil : "engine \(low.joined(separator: ", ")) under retention.min_free_disk"
     }
 
@@ -146,7 +168,7 @@ public final class EnginePool: Sendable {
                 name: engine.name, host: engine.host, state: (snapshot.up[engine.name] ?? true) ? "up" : "down",
                 running: snapshot.running[engine.name] ?? 0, maxConcurrent: engine.maxConcurrent, labels: engine.labels,
                 lastError: snapshot.lastError[engine.name], lastSeen: snapshot.lastSeen[engine.name],
-                diskFreeBytes: snapshot.diskFree[engine.name]?.bytes)
+                diskFreeBytes: snapshot.diskFree[engine.name]?.bytes, diskUnmeasured: snapshot.diskUnmeasured[engine.name])
         }
     }
 
@@ -236,20 +258,51 @@ extension EnginePool {
         return DockerResult(ok: ok, output: lines.lines, error: error)
     }
 
+    /// The free space under an engine's DockerRootDir, or why it is not known.
+    public enum DiskReading: Sendable, Equatable {
+        case free(Int64)
+        case unmeasured(String)
+    }
+
+    /// Whether a path the engine reported can go into an argument as it is: absolute, and only
+    /// letters, digits and `/._-` (no `:` that would add mount options, no spaces).
+    static func isPlainPath(_ path: String) -> Bool {
+        path.hasPrefix("/")
+            && path.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || "/._-".utf8.contains($0) }
+    }
+
     /// Free bytes under `root` on an ssh engine's machine: `df -Pk` over the same ssh connection
-    /// settings the docker CLI uses (key, known hosts). `root` comes from the engine, so it is used
-    /// only when it is a plain absolute path.
-    static func sshFreeBytes(_ engine: SlipwayConfig.EngineSettings, root: String, path: String, scratch: String) async -> Int64? {
-        guard engine.ssh != nil, let target = SSHTarget(engine.host),
-            root.hasPrefix("/"), root.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || "/._-".utf8.contains($0) })
-        else { return nil }
+    /// settings the docker CLI uses (key, known hosts).
+    static func sshFreeBytes(_ engine: SlipwayConfig.EngineSettings, root: String, path: String, scratch: String) async -> DiskReading {
+        guard engine.ssh != nil, let target = SSHTarget(engine.host) else { return .unmeasured("not an ssh engine with ssh settings") }
         var args = target.port.map { ["-p", "\($0)"] } ?? []
         args += ["--", target.destination, "df", "-Pk", root]
         let result = await run({ "\($0)/engine-bin/ssh" }, args, on: engine, path: path, scratch: scratch, timeout: .seconds(5))
-        // "Filesystem 1024-blocks Used Available Capacity Mounted on", then one line: its 4th field.
-        guard result.ok, let fields = result.output.last?.split(separator: " "), fields.count >= 4, let kilobytes = Int64(fields[3])
-        else { return nil }
-        return kilobytes * 1024
+        return dfReading(result, command: "df over ssh")
+    }
+
+    /// Free bytes under `root` as a container on the engine sees them: `image`'s `df -Pk` with
+    /// the DockerRootDir mounted read-only (no network). Works for any engine, also a `tcp://`
+    /// one on another machine, whose filesystem Slipway cannot see.
+    static func containerFreeBytes(
+        _ engine: SlipwayConfig.EngineSettings, image: String, root: String, cli: String, path: String, scratch: String
+    ) async -> DiskReading {
+        let args = [
+            "run", "--rm", "--network", "none", "--label", "slipway.probe=disk", "--entrypoint", "df",
+            "--volume", "\(root):/slipway-disk:ro", image, "-Pk", "/slipway-disk",
+        ]
+        // Longer than the probe's 5 s: the first run may pull the image.
+        let result = await docker(args, on: engine, cli: cli, path: path, scratch: scratch, timeout: .seconds(30))
+        return dfReading(result, command: "df in \(image)")
+    }
+
+    /// "Filesystem 1024-blocks Used Available Capacity Mounted on", then one line: its 4th field.
+    static func dfReading(_ result: DockerResult, command: String) -> DiskReading {
+        guard result.ok else { return .unmeasured("\(command) failed: \(result.error ?? "no answer")") }
+        guard let fields = result.output.last?.split(separator: " "), fields.count >= 4, let kilobytes = Int64(fields[3]) else {
+            return .unmeasured("\(command) printed no free space: \(result.output.last ?? "nothing")")
+        }
+        return .free(kilobytes * 1024)
     }
 
     /// `ssh://[user@]host[:port]` as ssh's destination and port.
@@ -322,16 +375,22 @@ public struct EngineHealthService: Service {
         }
         guard up, let answer else { return }
         let root = String(answer.split(separator: "|", maxSplits: 1).last ?? "")
-        // Measured where Slipway can see the engine's filesystem: this host, or a shell over ssh.
-        let measured: Int64?
-        if root.isEmpty {
-            measured = nil
-        } else if EnginePool.isOnThisHost(engine.host) {
-            measured = DiskGuard.freeBytes(root)
-        } else {
-            measured = await EnginePool.sshFreeBytes(engine, root: root, path: path, scratch: scratch)
+        let free: Int64
+        switch await EngineHealthService.measureDisk(engine, root: root, cli: cli, path: path, scratch: scratch) {
+        case .free(let bytes):
+            free = bytes
+        case .unmeasured(let reason):
+            if pool.reportDiskUnmeasured(engine.name, reason: reason) {
+                wake.bump()  // runs held for this engine's disk may go
+                logger.warning(
+                    "free space of engine \(engine.name) is not measured: \(reason); retention.min_free_disk is not checked there",
+                    metadata: ["engine": "\(engine.name)"])
+            }
+            return
         }
-        guard let free = measured else { return }
+        if pool.diskUnmeasured(engine.name) != nil {
+            logger.notice("free space of engine \(engine.name) is measured again: \(SizeParser.format(free)) in \(root)", metadata: ["engine": "\(engine.name)"])
+        }
         switch pool.reportDisk(engine.name, bytes: free, path: root) {
         case true?:
             logger.warning(
@@ -344,5 +403,24 @@ public struct EngineHealthService: Service {
         case nil:
             break
         }
+    }
+
+    /// Where Slipway can see the engine's filesystem: a probe container when the engine names an
+    /// image for it, this host (statvfs), or a shell over ssh. `root` comes from the engine, so it
+    /// is used only when it is a plain absolute path.
+    static func measureDisk(
+        _ engine: SlipwayConfig.EngineSettings, root: String, cli: String, path: String, scratch: String
+    ) async -> EnginePool.DiskReading {
+        guard EnginePool.isPlainPath(root) else { return .unmeasured("the engine's DockerRootDir '\(root)' is not a plain absolute path") }
+        if let image = engine.diskProbeImage {
+            return await EnginePool.containerFreeBytes(engine, image: image, root: root, cli: cli, path: path, scratch: scratch)
+        }
+        if EnginePool.isOnThisHost(engine.host) {
+            return DiskGuard.freeBytes(root).map { .free($0) } ?? .unmeasured("statvfs \(root) failed")
+        }
+        if engine.ssh != nil {
+            return await EnginePool.sshFreeBytes(engine, root: root, path: path, scratch: scratch)
+        }
+        return .unmeasured("the engine is on another machine: set disk_probe_image (an image with df, like busybox) to measure it")
     }
 }

@@ -397,7 +397,11 @@ public struct UIController: Sendable {
             ]
             if let error = engine.lastError, engine.state != "up" { row["error"] = error }
             if let seen = engine.lastSeen { row["seen"] = seen }
-            if let free = engine.diskFreeBytes { row["disk"] = SizeParser.format(free) }
+            if let free = engine.diskFreeBytes {
+                row["disk"] = SizeParser.format(free)
+            } else if let why = engine.diskUnmeasured {
+                row["disk"] = "not measured: \(why)"
+            }
             return row
         }
         return render("engines", ["engines": rows, "title": "Engines"], user: user)
