@@ -128,7 +128,7 @@ public actor BuilderStage: Service {
         } catch {
             logger.error("cannot record the build's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }
-        retention?.buildFinished(engine: run.engine)
+        retention?.buildFinished(engine: run.builtOn)
     }
 
     /// Logs a run's end (or hand-over) and counts it.

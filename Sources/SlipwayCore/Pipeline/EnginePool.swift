@@ -32,6 +32,9 @@ public final class EnginePool: Sendable {
         self.defaultHost = defaultHost
     }
 
+    /// The one engine's name without `engines:` (and of runs recorded before engines existed).
+    public static let implicitEngine = "local"
+
     /// Whether `engines:` is configured (else the one implicit engine behaves as before engines existed).
     public var isConfigured: Bool { !config().engines.isEmpty }
 
@@ -39,7 +42,7 @@ public final class EnginePool: Sendable {
     public var engines: [SlipwayConfig.EngineSettings] {
         let current = config()
         if !current.engines.isEmpty { return current.engines }
-        var local = SlipwayConfig.EngineSettings(name: "local", host: defaultHost ?? "unix:///var/run/docker.sock")
+        var local = SlipwayConfig.EngineSettings(name: Self.implicitEngine, host: defaultHost ?? "unix:///var/run/docker.sock")
         local.maxConcurrent = current.builds.maxConcurrent
         return [local]
     }

@@ -54,7 +54,7 @@ public actor PusherStage: Service {
         do {
             let record = try await runs.apply(outcome.input, to: run.number, facts: outcome.facts)
             BuilderStage.report(record, logger: logger)
-            if record.status == .succeeded, let retention { await retention.pruneImages(task: run.task, engine: run.engine) }
+            if record.status == .succeeded, let retention { await retention.pruneImages(task: run.task, engine: run.builtOn) }
         } catch {
             logger.error("cannot record the push's end; it is recovered at the next start", metadata: ["error": "\(error)"])
         }

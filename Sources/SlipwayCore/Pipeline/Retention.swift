@@ -18,10 +18,10 @@ public struct Retention: Sendable {
         self.logger = logger
     }
 
-    /// The engine a run used (the implicit `local` for runs from before engines, or without a pool).
+    /// The engine a run used (`RunRecord.builtOn`; the implicit `local` without a pool).
     func engine(_ name: String, _ env: BuildEnvironment) -> SlipwayConfig.EngineSettings {
-        if let engines, let engine = engines.engine(named: name.isEmpty ? "local" : name) ?? engines.engines.first { return engine }
-        return SlipwayConfig.EngineSettings(name: "local", host: env.dockerHost ?? "unix:///var/run/docker.sock")
+        if let engines, let engine = engines.engine(named: name) ?? engines.engines.first { return engine }
+        return SlipwayConfig.EngineSettings(name: EnginePool.implicitEngine, host: env.dockerHost ?? "unix:///var/run/docker.sock")
     }
 
     func docker(_ args: [String], on engine: SlipwayConfig.EngineSettings, _ env: BuildEnvironment) async -> EnginePool.DockerResult {
@@ -37,8 +37,8 @@ public struct Retention: Sendable {
         let keep = env.retention.keepImages
         let engine = engine(engineName, env)
         guard let all = try? await runs.list(top: 10_000) else { return }
-        // Newest first, like `all`; runs recorded before engines existed were built on `local`.
-        let history = all.filter { $0.task == task && (($0.engine.isEmpty ? "local" : $0.engine) == engine.name) }
+        // Newest first, like `all`.
+        let history = all.filter { $0.task == task && $0.builtOn == engine.name }
         guard history.count > keep else { return }
         // Only a tag no other run has is removed: a shared tag (`latest`) moves from run to run and
         // is never taken from under a run that may still have to push it.
@@ -76,7 +76,7 @@ public struct Retention: Sendable {
     /// A build ended on `engine`: its cache is pruned at the retention service's next turn (not
     /// on the builder's time: a prune waits on BuildKit and must not hold a build slot).
     public func buildFinished(engine: String) {
-        _ = cache.state.withLock { $0.due.insert(engine.isEmpty ? "local" : engine) }
+        _ = cache.state.withLock { $0.due.insert(engine) }
     }
 
     /// Prunes the build cache of each engine that built since, at most once every five minutes per engine.

@@ -16,6 +16,8 @@ public struct RunRecord: Sendable, Equatable {
     public var createdAt: String
     /// The engine it was (or will be) built on; "" until a builder claims it.
     public var engine: String = ""
+    /// The engine it built on, where runs recorded before engines existed (engine "") built: `local`.
+    public var builtOn: String { engine.isEmpty ? EnginePool.implicitEngine : engine }
     /// Who asked for a manual run, a replay or a push retry ("" for automatic runs).
     public var requestedBy: String = ""
     /// The tag name of a tag push ("" otherwise).

@@ -179,7 +179,7 @@ public struct RunStore: Sendable {
 
     /// The builder's queue: moves up to `limit` queued runs, oldest first, to `Running`
     /// (`building`) on `engine` and returns them.
-    public func claimForBuild(limit: Int, engine: String = "local") async throws(DatabaseError) -> [RunRecord] {
+    public func claimForBuild(limit: Int, engine: String = EnginePool.implicitEngine) async throws(DatabaseError) -> [RunRecord] {
         guard limit > 0 else { return [] }
         return try await write { db in
             let queued = try db.prepare(Self.selectRuns + " WHERE s.phase = 'queued' ORDER BY r.id LIMIT ?")

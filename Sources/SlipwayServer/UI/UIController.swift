@@ -277,7 +277,7 @@ public struct UIController: Sendable {
         let (shown, truncated, end) = tail(id)
         var values: [String: Any] = [
             "title": "Run \(id)", "id": id, "task": run.task, "status": run.status.rawValue, "trigger": run.trigger.rawValue,
-            "commit": run.commit, "branch": run.branch, "tag": run.tag.isEmpty ? "" : "tag \(run.tag)", "engine": run.engine.isEmpty ? "local" : run.engine,
+            "commit": run.commit, "branch": run.branch, "tag": run.tag.isEmpty ? "" : "tag \(run.tag)", "engine": run.builtOn,
             "step": run.step.rawValue, "created": Self.relative(run.createdAt),
             "log": shown.joined(separator: "\n"), "offset": end, "shown": shown.count, "truncated": truncated,
             "active": !run.status.isFinal,
