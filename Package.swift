@@ -82,7 +82,16 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            // Release builds (the installed binary): lld with packed relative relocations (DT_RELR,
+            // glibc >= 2.36) instead of a 3 MB relocation table read at every start, and without
+            // exporting every Swift symbol to the dynamic symbol table (2 MB) that the static
+            // stdlib's link arguments ask for. Idle RSS 39 -> 33 MB (Benchmarks/README).
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                    .when(platforms: [.linux], configuration: .release))
+            ]
         ),
         .testTarget(
             name: "SlipwayCoreTests",

@@ -4,7 +4,7 @@
 bin="${SLIPWAY_BIN:-.build/release/slipway}"
 [ -x "$bin" ] || { echo "no release binary at $bin: run 'make release' first" >&2; exit 1; }
 work=$(mktemp -d /var/tmp/slipway-bench.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] && cp "$work/perf.data" "$BENCH_KEEP" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/secrets"
 (umask 077; echo "bench-secret-$RANDOM" > "$work/secrets/webhook")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

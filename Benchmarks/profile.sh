@@ -2,6 +2,7 @@
 # CPU profile of the ingest path: the release daemon under 32-connection wrk load, sampled with
 # `perf record -g` for 6 s, then the top shared objects and Slipway/Hummingbird/NIO frames.
 #   Benchmarks/profile.sh [seconds=10]        (needs perf: apt-get install linux-perf)
+#   BENCH_KEEP=/tmp/perf.data keeps the recording for `perf report -i` (the work dir is removed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"

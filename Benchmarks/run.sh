@@ -13,6 +13,9 @@ echo "== cost growth =="
 Benchmarks/growth.sh "${BENCH_SECONDS:-10}"
 echo "== footprint =="
 Benchmarks/footprint.sh 200000
+echo "== idle RSS of the installed (static) binary, by section =="
+swift build -c release --static-swift-stdlib --build-path .build-static
+SLIPWAY_BIN=.build-static/release/slipway Benchmarks/rss-breakdown.py
 echo "== pipeline =="
 [ -f .test-env/env ] && [ -S /run/slipway-test/docker.sock ] || scripts/test-env.sh
 Benchmarks/pipeline.py "${BENCH_RUNS:-50}"
