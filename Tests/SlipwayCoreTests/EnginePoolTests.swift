@@ -84,6 +84,16 @@ import Testing
         probed.diskProbeImage = "busybox:stable"
         let odd = await EngineHealthService.measureDisk(probed, root: "/var/lib/docker:/etc", cli: "/nonexistent/docker", path: "/usr/bin", scratch: dir.path)
         #expect(odd == .unmeasured("the engine's DockerRootDir '/var/lib/docker:/etc' is not a plain absolute path"))
+        // On this host the path is only measured (statvfs), never put into a command: any path will do.
+        let spaced = dir.path + "/docker root"
+        try FileManager.default.createDirectory(atPath: spaced, withIntermediateDirectories: true)
+        let local = SlipwayConfig.EngineSettings(name: "local", host: "unix:///run/docker.sock")
+        let here = await EngineHealthService.measureDisk(local, root: spaced, cli: "/nonexistent/docker", path: "/usr/bin", scratch: dir.path)
+        guard case .free(let bytes) = here, let now = DiskGuard.freeBytes(spaced) else {
+            Issue.record("an engine on this host was not measured: \(here)")
+            return
+        }
+        #expect(abs(bytes - now) < 1_000_000_000, "statvfs of the same filesystem: \(bytes) vs \(now)")
     }
 
     @Test func dfOutputGivesTheFreeBytes() {

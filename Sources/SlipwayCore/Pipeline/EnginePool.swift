@@ -414,12 +414,13 @@ public struct EngineHealthService: Service {
     static func measureDisk(
         _ engine: SlipwayConfig.EngineSettings, root: String, cli: String, path: String, scratch: String
     ) async -> EnginePool.DiskReading {
+        if engine.diskProbeImage == nil, EnginePool.isOnThisHost(engine.host), root.hasPrefix("/") {
+            return DiskGuard.freeBytes(root).map { .free($0) } ?? .unmeasured("statvfs \(root) failed")
+        }
+        // Into a command's arguments (a `--volume` or a remote shell) only as a plain path.
         guard EnginePool.isPlainPath(root) else { return .unmeasured("the engine's DockerRootDir '\(root)' is not a plain absolute path") }
         if let image = engine.diskProbeImage {
             return await EnginePool.containerFreeBytes(engine, image: image, root: root, cli: cli, path: path, scratch: scratch)
-        }
-        if EnginePool.isOnThisHost(engine.host) {
-            return DiskGuard.freeBytes(root).map { .free($0) } ?? .unmeasured("statvfs \(root) failed")
         }
         if engine.ssh != nil {
             return await EnginePool.sshFreeBytes(engine, root: root, path: path, scratch: scratch)
