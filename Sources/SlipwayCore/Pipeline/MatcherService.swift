@@ -39,11 +39,26 @@ public struct MatcherService: Service {
                 // deliveries (`ingest.sh 32 8`: 9.9k vs 9.2k/s); at one connection, where every
                 // delivery is its own commit, a pass per delivery cost a third of the CPU
                 // (`ingest.sh 1 6`: 4.3 vs 7.1 CPU s per 10k deliveries, three rounds each). A run
-                // is queued at most 5 ms later; an idle matcher does not wake for it.
-                try await Task.sleep(for: Self.burstPause)
+                // is queued at most 5 ms later; an idle matcher does not wake for it. A shutdown
+                // during the pause ends the feed; what arrived meanwhile is matched below.
+                try? await Task.sleep(for: Self.burstPause)
             }
         } catch is CancellationError {
-            // Graceful shutdown: every event handled so far is recorded with the cursor.
+        }
+        // Shutdown: every delivery committed (and so acknowledged) until now is matched and
+        // recorded with the cursor before the matcher stops, so a restart starts after it.
+        try await matchCommitted()
+    }
+
+    /// Matches the events committed up to now that the matcher has not seen yet.
+    func matchCommitted() async throws {
+        let end = log.lastCommittedSeq
+        var position = try await log.cursor(Self.cursorName)
+        while position < end {
+            let batch = try await log.events(after: position, limit: 256).filter { $0.seq <= end }
+            guard let last = batch.last else { break }
+            try await match(batch)
+            position = last.seq
         }
     }
 
