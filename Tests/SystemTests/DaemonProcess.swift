@@ -126,6 +126,23 @@ final class DaemonProcess {
         ]
     }
 
+    /// Puts `data_dir` on a tmpfs of `size` (mount's syntax: `4m`, `3g`) before `start()`; returns
+    /// its path. Pair with `defer { daemon.unmountData() }`.
+    func mountDataOnTmpfs(size: String) throws -> String {
+        let data = dir + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", data])
+        guard mounted.status == 0 else { throw RawHTTPClient.Failure(description: "mount tmpfs on \(data): \(mounted.err)") }
+        return data
+    }
+
+    func unmountData() { _ = try? run("/bin/umount", ["-l", dir + "/data"]) }
+
+    /// `slipway engine list --output json`, decoded.
+    func engines() throws -> [AdminAPI.Engine] {
+        try AdminAPI.decoder.decode([AdminAPI.Engine].self, from: Data(try cli(self, ["engine", "list", "--output", "json"]).out.utf8))
+    }
+
     /// Delivery ids and their seqs as stored, read straight from SQLite.
     func storedDeliveries() throws -> [(id: String, seq: Int64)] {
         let db = try SQLiteConnection(path: databasePath, readOnly: true)

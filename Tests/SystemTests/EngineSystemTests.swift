@@ -73,8 +73,7 @@ struct EngineSystemTests {
         #expect(try StageSystemTests.registryTags(repo.name).contains("sw1"))
         // Its disk is measured over the same ssh settings (`df` of its DockerRootDir).
         try daemon.waitUntil("the ssh engine's disk measured", timeout: 30) {
-            let engines = try AdminAPI.decoder.decode(
-                [AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            let engines = try daemon.engines()
             return (engines.first { $0.name == "remote" }?.diskFreeBytes ?? 0) > 0
         }
     }
@@ -137,13 +136,13 @@ struct EngineSystemTests {
         #expect(try Self.show(daemon, "sw2").engine == "local")
         #expect(daemon.runLog("sw1").contains("queued again as sw2") && daemon.runLog("sw2").contains("retry of sw1"))
         try daemon.waitUntil("remote shown down", timeout: 20) {
-            let engines = try AdminAPI.decoder.decode([AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            let engines = try daemon.engines()
             return engines.first { $0.name == "remote" }.map { $0.state == "down" && $0.lastError != nil } ?? false
         }
         server = try start()
         defer { server.stop() }
         try daemon.waitUntil("remote up again", timeout: 25) {
-            let engines = try AdminAPI.decoder.decode([AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            let engines = try daemon.engines()
             return engines.first { $0.name == "remote" }?.state == "up"
         }
     }

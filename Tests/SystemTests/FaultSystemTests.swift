@@ -91,11 +91,8 @@ struct FaultSystemTests {
     /// written, and service resumes as soon as space returns.
     @Test func diskFullIs503AndRecovers() throws {
         let daemon = try DaemonProcess()
-        let data = daemon.dir + "/data"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", data])
-        #expect(mounted.status == 0, "\(mounted.err)")
-        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        let data = try daemon.mountDataOnTmpfs(size: "4m")
+        defer { daemon.unmountData() }
         try daemon.start()
         let body = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("github/push.json")))
         let client = try RawHTTPClient(port: daemon.port)

@@ -58,11 +58,8 @@ struct RetentionSystemTests {
         var config = try TestEnvironment.buildConfig()
         config += "\nretention: { min_free_disk: \"40MB\" }\ntasks:\n" + PipelineSystemTests.task("web", repo: repo, image: repo.name)
         let daemon = try DaemonProcess(extraConfig: config)
-        let data = daemon.dir + "/data"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", data])
-        #expect(mounted.status == 0, "\(mounted.err)")
-        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        let data = try daemon.mountDataOnTmpfs(size: "64m")
+        defer { daemon.unmountData() }
         let filler = data + "/filler"
         FileManager.default.createFile(atPath: filler, contents: Data(count: 40 * 1024 * 1024))
         try daemon.start()
@@ -98,16 +95,12 @@ struct RetentionSystemTests {
         config += "\nretention: { min_free_disk: \"\(minimum / 1_000_000_000)GB\" }\ntasks:\n"
             + PipelineSystemTests.task("web", repo: repo, image: repo.name)
         let daemon = try DaemonProcess(extraConfig: config)
-        let data = daemon.dir + "/data"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(minimum / 1_000_000_000 + 50)g", "tmpfs", data])
-        #expect(mounted.status == 0, "\(mounted.err)")
-        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        _ = try daemon.mountDataOnTmpfs(size: "\(minimum / 1_000_000_000 + 50)g")
+        defer { daemon.unmountData() }
         try daemon.start()
         // The first probe has measured the engine's disk (engine list shows it).
         try daemon.waitUntil("the engine's disk measured", timeout: 20) {
-            let engines = try AdminAPI.decoder.decode(
-                [AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8))
+            let engines = try daemon.engines()
             return (engines.first?.diskFreeBytes ?? 0) > 0
         }
         try daemon.push(repo.pushPayload(after: sha, files: ["app/Dockerfile"]))
@@ -168,15 +161,12 @@ struct RetentionSystemTests {
 
             """ + PipelineSystemTests.task("web", repo: repo, image: repo.name)
         let daemon = try DaemonProcess(extraConfig: config)
-        let data = daemon.dir + "/data"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        let mounted = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(minimum / 1_000_000_000 + 50)g", "tmpfs", data])
-        #expect(mounted.status == 0, "\(mounted.err)")
-        defer { _ = try? run("/bin/umount", ["-l", data]) }
+        _ = try daemon.mountDataOnTmpfs(size: "\(minimum / 1_000_000_000 + 50)g")
+        defer { daemon.unmountData() }
         let since = Int(Date().timeIntervalSince1970) - 1
         try daemon.start()
         func engine() throws -> AdminAPI.Engine? {
-            try AdminAPI.decoder.decode([AdminAPI.Engine].self, from: Data(try cli(daemon, ["engine", "list", "--output", "json"]).out.utf8)).first
+            try daemon.engines().first
         }
         try daemon.waitUntil("the engine's disk measured", timeout: 40) { (try engine()?.diskFreeBytes ?? 0) > 0 }
         let measured = try #require(try engine()?.diskFreeBytes)

@@ -44,6 +44,7 @@ public struct MatcherService: Service {
                 try? await Task.sleep(for: Self.burstPause)
             }
         } catch is CancellationError {
+            // Shutdown (graceful or not): the drain below finishes what was committed.
         }
         // Shutdown: every delivery committed (and so acknowledged) until now is matched and
         // recorded with the cursor before the matcher stops, so a restart starts after it.
