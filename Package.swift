@@ -86,10 +86,17 @@ let package = Package(
             // Release builds (the installed binary): lld with packed relative relocations (DT_RELR,
             // glibc >= 2.36) instead of a 3 MB relocation table read at every start, and without
             // exporting every Swift symbol to the dynamic symbol table (2 MB) that the static
-            // stdlib's link arguments ask for. Idle RSS 39 -> 33 MB (Benchmarks/README).
+            // stdlib's link arguments ask for. Idle RSS 39 -> 33 MB (Benchmarks/README). The
+            // functions an idle or ingesting daemon runs are placed together
+            // (scripts/symbol-order.txt, made by scripts/symbol-order.sh; names not in the binary
+            // are ignored) so they fault in as a few pages instead of one page run per module.
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                    [
+                        "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/symbol-order.txt",
+                        "-Xlinker", "--no-warn-symbol-ordering",
+                    ],
                     .when(platforms: [.linux], configuration: .release))
             ]
         ),

@@ -126,6 +126,7 @@ struct Daemon {
             onRunning: { port in
                 let shown = SlipwayConfig.ListenAddress(host: listen.host, port: port)
                 notifier.ready(status: "Ready: listening on \(shown)")
+                let released = StartupPages.release(environment: environment)
                 logger.notice(
                     "slipway ready",
                     metadata: [
@@ -133,6 +134,7 @@ struct Daemon {
                         "events": "\(log.lastCommittedSeq)",
                         "tasks": "\(config.tasks.count)",
                     ])
+                logger.debug("start-up pages released", metadata: ["bytes": "\(released)"])
             })
         let reloader = ReloadService(reload: reload, notifier: notifier)
         let systemd = SystemdService(
