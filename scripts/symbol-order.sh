@@ -15,41 +15,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
 swift build -c release --static-swift-stdlib --build-path .build-static >/dev/null
-bin=$(realpath .build-static/release/slipway)
-work=$(mktemp -d /var/tmp/slipway-order.XXXXXX)
-trap 'kill "$vg" 2>/dev/null || true; rm -rf "$work"' EXIT
-objcopy --strip-debug "$bin" "$work/slipway"
-mkdir -p "$work/secrets"
-(umask 077; echo "order-secret" > "$work/secrets/webhook")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'listen: "127.0.0.1:%s"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' "$port" > "$work/slipway.yaml"
-(cd "$work" && exec valgrind --tool=callgrind --demangle=no --dump-instr=no --compress-strings=no --compress-pos=no \
-  --callgrind-out-file="$work/cg.out" ./slipway serve --config slipway.yaml > valgrind.log 2>&1) &
-vg=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 1; done
-curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { tail -20 "$work/valgrind.log" >&2; exit 1; }
+# The daemon as the benchmarks start it (Benchmarks/daemon.sh: fresh data dir, secret, port and
+# distinct signed bodies), but the stripped copy, under callgrind.
+order=$(mktemp -d /var/tmp/slipway-order.XXXXXX)
+objcopy --strip-debug "$(realpath .build-static/release/slipway)" "$order/slipway"
+export SLIPWAY_BIN="$order/slipway" BENCH_COUNT=20 BENCH_TMP="$order"
+BENCH_WRAP="valgrind --tool=callgrind --demangle=no --dump-instr=no --compress-strings=no --compress-pos=no"
+BENCH_WRAP+=" --callgrind-out-file=$order/cg.out"
+. Benchmarks/daemon.sh
+curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || { tail -20 "$work/daemon.log" >&2; exit 1; }
 sleep 2
-callgrind_control --dump "$vg" >/dev/null   # cg.out.1: start-up
-python3 - "$port" <<'EOF'
-import hashlib, hmac, sys, urllib.request, uuid
-port = sys.argv[1]
-body = open("Tests/Fixtures/github/push.json", "rb").read().rstrip()
-for i in range(20):
-    b = body[:-1] + b',"order_%d":%d}' % (i, i)
-    sig = "sha256=" + hmac.new(b"order-secret", b, hashlib.sha256).hexdigest()
-    r = urllib.request.Request("http://127.0.0.1:%s/webhooks/github" % port, data=b, headers={
-        "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig,
-        "Content-Type": "application/json"})
-    assert urllib.request.urlopen(r).status == 202
-for path in ("/healthz", "/metrics", "/healthz"):
-    urllib.request.urlopen("http://127.0.0.1:%s%s" % (port, path)).read()
-EOF
+callgrind_control --dump "$pid" >/dev/null   # cg.out.1: start-up
+n=0
+while IFS=$'\t' read -r sig delivery; do
+  n=$((n + 1))
+  printf '%s' "$delivery" | curl -sf -o /dev/null -H "X-GitHub-Event: push" -H "X-GitHub-Delivery: order-$n" \
+    -H "X-Hub-Signature-256: $sig" -H "Content-Type: application/json" --data-binary @- "http://127.0.0.1:$port/webhooks/github"
+done < "$bodies"
+for path in /healthz /metrics /healthz; do curl -sf -o /dev/null "http://127.0.0.1:$port$path"; done
 sleep 25
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null
-callgrind_control --dump "$vg" >/dev/null   # cg.out.2: steady state
-python3 - "$work" "$work/slipway" scripts/symbol-order.txt <<'EOF'
+callgrind_control --dump "$pid" >/dev/null   # cg.out.2: steady state
+python3 - "$order" "$order/slipway" scripts/symbol-order.txt <<'EOF'
 import re, subprocess, sys
-work, binary, out = sys.argv[1:]
+scratch, binary, out = sys.argv[1:]
 defined = set()
 for line in subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout.splitlines():
     parts = line.split()
@@ -66,7 +55,7 @@ def functions(path):
                 seen.add(name)
                 names.append(name)
     return names
-startup, steady = functions(work + "/cg.out.1"), functions(work + "/cg.out.2")
+startup, steady = functions(scratch + "/cg.out.1"), functions(scratch + "/cg.out.2")
 order = steady + [n for n in startup if n not in set(steady)]
 with open(out, "w") as f:
     f.write("\n".join(order) + "\n")
