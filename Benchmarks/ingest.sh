@@ -16,7 +16,11 @@ BENCH_BODIES="$bodies" BENCH_THREADS="$(( connections < 2 ? 1 : 2 ))" BENCH_RUN=
 
 peak_rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
 cpu_ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
+# CPU seconds by thread (dispatch threads take their queue's name while they run it): is one serial?
+threads=$(for t in /proc/$pid/task/*; do printf '%s\t%s\n' "$(tr ' ' '_' < "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"; done \
+  | awk -F'\t' -v hz="$(getconf CLK_TCK)" '{c[$1] += $2} END {for (n in c) if (c[n] > 0) printf "%s=%.2f ", n, c[n] / hz}')
 kill -TERM "$pid"; wait "$pid" || true
 stored=$(sqlite3 "$work/data/slipway.sqlite" 'SELECT count(*) FROM events')
 commits=$(grep -o 'event log closed.*' "$work/daemon.log" | grep -o ' commits=[0-9]*' | cut -d= -f2)
+echo "threads_cpu_s $threads"
 echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits body_bytes=$(stat -c %s "$body")"

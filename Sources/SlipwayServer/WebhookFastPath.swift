@@ -6,9 +6,10 @@ import SlipwayCore
 /// `POST /webhooks/github` answered on the connection's event loop, without a Swift task per
 /// request: the body is collected here, checked (size, in-flight budget, signature, JSON) with
 /// the same `WebhookController` decisions as the router's route, handed to the event log's group
-/// commit, and the commit's completion (on the writer thread) schedules the answer back on this
-/// event loop: one wake-up per request instead of three hops (event loop → handler task → writer
-/// thread → task → event loop). Every other request passes through to Hummingbird.
+/// commit, and the commit's completion (on the writer thread) hands the result back to this event
+/// loop, which makes and writes the answer: one wake-up per request instead of three hops (event
+/// loop → handler task → writer thread → task → event loop). Every other request passes through
+/// to Hummingbird.
 ///
 /// Pipelined requests keep their order: while a request is being answered (here or by
 /// Hummingbird), the parts of the next ones wait in `queue` and no more is read from the socket.
@@ -177,14 +178,15 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             let start = ContinuousClock.now
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
+            // The completion runs on the writer thread, which commits for every connection: it only
+            // hands the result back; the answer (log line, metrics, JSON) is made on this loop.
             controller.log.append(accepted.delivery) { result in
                 controller.release(reserved)
-                var answer = controller.answer(result, accepted: accepted, since: start)
-                answer.close = answer.close || closeAfter
-                let final = answer
                 loop.execute {
+                    var answer = controller.answer(result, accepted: accepted, since: start)
+                    answer.close = answer.close || closeAfter
                     let (handler, context) = bound.value
-                    handler.write(final, context: context)
+                    handler.write(answer, context: context)
                 }
             }
         }

@@ -27,7 +27,13 @@ public final class EventLog: Sendable {
     /// thread after the commit (`synchronous=FULL`), one wake-up per group commit, no task hop.
     public func append(_ delivery: Delivery, completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void) {
         // Hashed here, not on the writer thread that commits every connection's deliveries.
+        // So are the row's values: the writer thread is serial, every connection waits on it.
         let digest = SHA256.digest(delivery.body)
+        let row: [SQLiteValue] = [
+            .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
+            .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
+            .blob(delivery.body), .text(delivery.mediaType),
+        ]
         let committed = self.committed
         database.write(
             { db in
@@ -41,11 +47,7 @@ public final class EventLog: Sendable {
                     INSERT INTO events (received_at, delivery_id, hook_id, event_type, signature, headers, body, media_type)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hook_id, delivery_id) DO NOTHING
                     """
-                ).bind([
-                    .text(delivery.receivedAt.iso8601), .text(delivery.deliveryID), .text(delivery.hookID),
-                    .text(delivery.eventType), .text(delivery.signature), .text(delivery.headersJSON),
-                    .blob(delivery.body), .text(delivery.mediaType),
-                ]).run()
+                ).bind(row).run()
                 if db.changes == 1 {
                     let seq = db.lastInsertRowID
                     try db.prepare("INSERT INTO event_bodies (sha256, seq) VALUES (?, ?)").bind([.blob(digest), .integer(seq)]).run()
