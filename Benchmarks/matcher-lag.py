@@ -80,6 +80,18 @@ tasks:
         traced = db.execute("SELECT COUNT(DISTINCT event_seq) FROM match_traces").fetchone()[0]
         traces = db.execute("SELECT COUNT(*) FROM match_traces").fetchone()[0]
         print(result)
+        # CPU by thread: the matcher runs on Swift's concurrency pool (`*.default-qos`), the
+        # commits on the writer's dispatch threads (`*qos.overcommit`), HTTP on NIO's loops.
+        tick = os.sysconf("SC_CLK_TCK")
+        by_thread = {}
+        for tid in os.listdir("/proc/%d/task" % daemon.pid):
+            try:
+                name = open("/proc/%d/task/%s/comm" % (daemon.pid, tid)).read().strip().replace(" ", "_")
+                fields = open("/proc/%d/task/%s/stat" % (daemon.pid, tid)).read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            by_thread[name] = by_thread.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+        print("RESULT cpu_s_per_10k_events " + " ".join("%s=%.2f" % (n, c / max(events, 1) * 10000) for n, c in sorted(by_thread.items()) if c > 0))
         print("RESULT matcher_lag events=%d max_lag_events=%d max_lag_s=%.3f catch_up_after_load_s=%.3f traced_events=%d traces=%d complete=%s" % (
             events, worst_events, worst_seconds, catch_up, traced, traces, traced == events and traces == 2 * events))
     finally:

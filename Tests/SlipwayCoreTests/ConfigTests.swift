@@ -171,6 +171,21 @@ import Testing
         #expect(GitContext.normalize("http://127.0.0.1:8123/git/app.git") == "127.0.0.1:8123/git/app")
     }
 
+    /// The byte-level fast path and the character steps agree on every shape of URL.
+    @Test func repositoryKeyFastPathAgreesWithTheCharacterSteps() {
+        let urls = [
+            "", "://", "@", ":", "/", "a", "host", "HOST:", "host:/", "host:12", "host:12/", "host:12x/p", "host:x/p",
+            "git@GitHub.com:Octo/App.git/", "ssh://git@github.com:22/octo/app.git", "https://u:p@h.example/o/r.git//",
+            "https://h.example/o/r.git.git", "http://a@b/c@d/e", "file:///srv/git/app.git", "h.example//o//r//",
+            "HTTPS://EXAMPLE.COM/Octo/Repo", ".git", "/.git/", "x://y://z", "git@host:port/path",
+        ]
+        for url in urls {
+            #expect(GitContext.normalize(url) == GitContext.normalizeCharacters(url), "\(url)")
+        }
+        // Outside printable ASCII the character steps run.
+        #expect(GitContext.normalize("https://GitHub.com/octo/ä.git") == "github.com/octo/ä")
+    }
+
     @Test func templatesRender() throws {
         let t = try Template("reg/app:{{.Run.ID}}-{{ .Commit.Short }}")
         #expect(t.render([".Run.ID": "sw7", ".Commit.Short": "0d1a26e"]) == "reg/app:sw7-0d1a26e")

@@ -92,7 +92,38 @@ public struct GitContext: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Normalises any of GitHub's clone, html or ssh URLs to one comparable key.
+    ///
+    /// The matcher runs this for every event and task: printable ASCII (every URL GitHub sends)
+    /// is done on bytes; anything else takes the same steps on characters.
     public static func normalize(_ url: String) -> String {
+        let bytes = Array(url.utf8)
+        guard bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else { return normalizeCharacters(url) }
+        let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":")
+        var start = 0
+        if let scheme = bytes.indices.dropLast(2).first(where: { bytes[$0] == colon && bytes[$0 + 1] == slash && bytes[$0 + 2] == slash }) {
+            start = scheme + 3
+        }
+        if let at = bytes[start...].firstIndex(of: UInt8(ascii: "@")), !bytes[start..<at].contains(slash) { start = at + 1 }
+        var hostEnd = bytes[start...].firstIndex { $0 == slash || $0 == colon } ?? bytes.count
+        var path = Array(bytes[hostEnd...])
+        if path.first == colon {
+            let digits = path.dropFirst().prefix { (0x30...0x39).contains($0) }.count
+            if digits > 0, path.count > 1 + digits, path[1 + digits] == slash {
+                hostEnd += 1 + digits
+                path.removeFirst(1 + digits)
+            } else {
+                path[0] = slash
+            }
+        }
+        var out = bytes[start..<hostEnd].map { (0x41...0x5a).contains($0) ? $0 | 0x20 : $0 }
+        while path.last == slash { path.removeLast() }
+        if path.count >= 4 && path.suffix(4).elementsEqual(".git".utf8) { path.removeLast(4) }
+        while path.last == slash { path.removeLast() }
+        out += path
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func normalizeCharacters(_ url: String) -> String {
         var s = Substring(url)
         if let scheme = s.range(of: "://") { s = s[scheme.upperBound...] }
         if let at = s.firstIndex(of: "@"), s[..<at].firstIndex(of: "/") == nil { s = s[s.index(after: at)...] }
