@@ -1,5 +1,3 @@
-import Foundation
-
 /// The parts of a GitHub `push` payload the matcher needs.
 public struct PushEvent: Sendable, Equatable {
     public var ref: String
@@ -26,52 +24,64 @@ public struct PushEvent: Sendable, Equatable {
         try decode(payload: event.payload)
     }
 
-    /// Decodes a push payload's JSON.
+    /// Decodes a push payload's JSON: only the fields above are read (`JSONFields`), the rest
+    /// (often most of the payload) is skipped. Typed as `JSONDecoder` would with optional fields.
     public static func decode(payload: [UInt8]) throws(Invalid) -> PushEvent {
-        let wire: Wire
+        var ref: String?
+        var before = "", after = "", deleted = false, message = ""
+        var files: [String] = []
+        var seen = Set<String>()
+        var repository: [String: String] = [:]
         do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(payload))
+            let isObject = try JSONFields.read(payload) { (json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
+                try json.object(at: "the payload") { (key: String, json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
+                    switch key {
+                    case "ref": ref = try json.requiredString(at: "ref")
+                    case "before": before = try json.string(at: "before") ?? ""
+                    case "after": after = try json.string(at: "after") ?? ""
+                    case "deleted": deleted = try json.bool(at: "deleted") ?? false
+                    case "head_commit":
+                        _ = try json.object(at: "head_commit") { (key: String, json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
+                            guard key == "message" else { return false }
+                            message = try json.string(at: "head_commit.message") ?? ""
+                            return true
+                        }
+                    case "commits":
+                        try json.array(at: "commits") { (json: inout JSONFields) throws(JSONFields.Invalid) in
+                            var lists: [String: [String]] = [:]
+                            let present = try json.object(at: "commits[]") { (key: String, json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
+                                guard key == "added" || key == "modified" || key == "removed" else { return false }
+                                var list: [String] = []
+                                try json.array(at: "commits[].\(key)") { (json: inout JSONFields) throws(JSONFields.Invalid) in
+                                    list.append(try json.requiredString(at: "commits[].\(key)[]"))
+                                }
+                                lists[key] = list
+                                return true
+                            }
+                            guard present else { throw JSONFields.Invalid(description: "commits[] is null") }
+                            for file in (lists["added"] ?? []) + (lists["modified"] ?? []) + (lists["removed"] ?? []) where seen.insert(file).inserted {
+                                files.append(file)
+                            }
+                        }
+                    case "repository":
+                        _ = try json.object(at: "repository") { (key: String, json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
+                            guard ["full_name", "clone_url", "html_url", "ssh_url", "git_url", "url"].contains(key) else { return false }
+                            repository[key] = try json.string(at: "repository.\(key)")
+                            return true
+                        }
+                    default: return false
+                    }
+                    return true
+                }
+            }
+            guard isObject else { throw JSONFields.Invalid(description: "the payload is null") }
         } catch {
             throw Invalid(description: "push payload cannot be decoded: \(error)")
         }
-        var files: [String] = []
-        var seen = Set<String>()
-        for commit in wire.commits ?? [] {
-            for file in (commit.added ?? []) + (commit.modified ?? []) + (commit.removed ?? []) where seen.insert(file).inserted {
-                files.append(file)
-            }
-        }
-        let repo = wire.repository
+        guard let ref else { throw Invalid(description: "push payload cannot be decoded: it has no 'ref'") }
         return PushEvent(
-            ref: wire.ref, before: wire.before ?? "", after: wire.after ?? "", deleted: wire.deleted ?? false,
-            headCommitMessage: wire.head_commit?.message ?? "", changedFiles: files,
-            repositoryURLs: [repo?.clone_url, repo?.html_url, repo?.ssh_url, repo?.git_url, repo?.url].compactMap { $0 },
-            repositoryName: repo?.full_name ?? "")
-    }
-
-    private struct Wire: Decodable {
-        var ref: String
-        var before: String?
-        var after: String?
-        var deleted: Bool?
-        var head_commit: Commit?
-        var commits: [Commit]?
-        var repository: Repository?
-    }
-
-    private struct Commit: Decodable {
-        var message: String?
-        var added: [String]?
-        var modified: [String]?
-        var removed: [String]?
-    }
-
-    private struct Repository: Decodable {
-        var full_name: String?
-        var clone_url: String?
-        var html_url: String?
-        var ssh_url: String?
-        var git_url: String?
-        var url: String?
+            ref: ref, before: before, after: after, deleted: deleted, headCommitMessage: message, changedFiles: files,
+            repositoryURLs: ["clone_url", "html_url", "ssh_url", "git_url", "url"].compactMap { repository[$0] },
+            repositoryName: repository["full_name"] ?? "")
     }
 }
