@@ -22,8 +22,23 @@ public enum SlipwayMetrics {
     }
 
     public static func delivery(event: String, status: Int) {
-        counter("slipway_webhook_deliveries_total", [("event", event), ("status", "\(status)")]).increment()
+        // Once per delivery: looked up by (event, status) without building the label key.
+        let key = DeliveryKey(event: event, status: status)
+        let handle = deliveryCounters.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let made = counter("slipway_webhook_deliveries_total", [("event", event), ("status", "\(status)")])
+            cache[key] = made
+            return made
+        }
+        handle.increment()
     }
+
+    private struct DeliveryKey: Hashable {
+        var event: String
+        var status: Int
+    }
+
+    private static let deliveryCounters = Mutex<[DeliveryKey: Counter]>([:])
 
     /// A webhook connection the listener closed itself: `limit` (too many open) or `read_timeout` (slow client).
     public static func connectionCut(reason: String) {
