@@ -4,7 +4,8 @@
 /// Typing follows `JSONDecoder` with optional properties: a missing key or `null` is nil, a value
 /// of another type is an error, and when a key repeats the first one counts. Values that are
 /// skipped are still checked to be well-formed JSON (`JSONValidator`'s scanner); unlike
-/// `JSONDecoder`, a trailing comma is an error (the intake never stores one).
+/// `JSONDecoder`, a trailing comma is an error (the intake never stores one). The `path` each
+/// read takes names the value in errors and is only made for one.
 struct JSONFields {
     struct Invalid: Error, CustomStringConvertible {
         var description: String
@@ -48,12 +49,12 @@ struct JSONFields {
 
     /// The members of an object (false for `null`): `member` is called with each key and must
     /// either read the value or return false to have it skipped. A key read once is not offered again.
-    mutating func object(at path: String, _ member: (String, inout JSONFields) throws(Invalid) -> Bool) throws(Invalid) -> Bool {
+    mutating func object(at path: @autoclosure () -> String, _ member: (String, inout JSONFields) throws(Invalid) -> Bool) throws(Invalid) -> Bool {
         if isNull {
             try skip()
             return false
         }
-        guard scanner.peek == UInt8(ascii: "{") else { throw fail("\(path) is not an object") }
+        guard scanner.peek == UInt8(ascii: "{") else { throw fail("\(path()) is not an object") }
         scanner.index += 1
         scanner.skipSpace()
         if scanner.peek == UInt8(ascii: "}") {
@@ -88,9 +89,9 @@ struct JSONFields {
     }
 
     /// The elements of an array (nothing for `null`).
-    mutating func array(at path: String, _ element: (inout JSONFields) throws(Invalid) -> Void) throws(Invalid) {
+    mutating func array(at path: @autoclosure () -> String, _ element: (inout JSONFields) throws(Invalid) -> Void) throws(Invalid) {
         if isNull { return try skip() }
-        guard scanner.peek == UInt8(ascii: "[") else { throw fail("\(path) is not an array") }
+        guard scanner.peek == UInt8(ascii: "[") else { throw fail("\(path()) is not an array") }
         scanner.index += 1
         scanner.skipSpace()
         if scanner.peek == UInt8(ascii: "]") {
@@ -112,23 +113,23 @@ struct JSONFields {
     }
 
     /// A string, or nil for `null`.
-    mutating func string(at path: String) throws(Invalid) -> String? {
+    mutating func string(at path: @autoclosure () -> String) throws(Invalid) -> String? {
         if isNull {
             try skip()
             return nil
         }
-        guard scanner.peek == UInt8(ascii: "\"") else { throw fail("\(path) is not a string") }
+        guard scanner.peek == UInt8(ascii: "\"") else { throw fail("\(path()) is not a string") }
         return try rawString()
     }
 
     /// A string that must be there (not `null`).
-    mutating func requiredString(at path: String) throws(Invalid) -> String {
-        guard let s = try string(at: path) else { throw fail("\(path) is null") }
+    mutating func requiredString(at path: @autoclosure () -> String) throws(Invalid) -> String {
+        guard let s = try string(at: path()) else { throw fail("\(path()) is null") }
         return s
     }
 
     /// A boolean, or nil for `null`.
-    mutating func bool(at path: String) throws(Invalid) -> Bool? {
+    mutating func bool(at path: @autoclosure () -> String) throws(Invalid) -> Bool? {
         switch scanner.peek {
         case UInt8(ascii: "t"), UInt8(ascii: "f"):
             let value = scanner.peek == UInt8(ascii: "t")
@@ -138,7 +139,7 @@ struct JSONFields {
             try skip()
             return nil
         default:
-            throw fail("\(path) is not a boolean")
+            throw fail("\(path()) is not a boolean")
         }
     }
 
