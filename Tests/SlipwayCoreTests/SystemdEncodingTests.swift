@@ -63,6 +63,46 @@ import Testing
         #expect(JournalLogHandler.priority(.error) == 3 && JournalLogHandler.priority(.debug) == 7)
     }
 
+    /// A datagram socket bound at `path`, as journald's is.
+    static func boundDatagramSocket(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return bound == 0 ? fd : -1
+    }
+
+    static func receive(_ fd: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        return String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self)
+    }
+
+    /// Every line is a datagram to the journal's socket, sent from one socket the process keeps;
+    /// a journal restarted at the same path gets the next line.
+    @Test func journalLinesReachARealSocketAcrossARestart() throws {
+        let path = "/tmp/slipway-journal-\(UUID().uuidString.prefix(8)).sock"
+        var journal = Self.boundDatagramSocket(path)
+        try #require(journal >= 0)
+        defer { unlink(path) }
+        let logger = Logger(label: "t") { _ in JournalLogHandler(level: .info, socketPath: path) }
+        for n in 1...3 { logger.info("delivery stored", metadata: ["delivery.id": "d-\(n)"]) }
+        for n in 1...3 {
+            let datagram = Self.receive(journal)
+            #expect(datagram.contains("MESSAGE=delivery stored\n") && datagram.contains("DELIVERY_ID=d-\(n)\n"), "\(datagram)")
+        }
+        close(journal)
+        unlink(path)
+        journal = Self.boundDatagramSocket(path)
+        try #require(journal >= 0)
+        defer { close(journal) }
+        logger.notice("after the restart")
+        #expect(Self.receive(journal).contains("MESSAGE=after the restart\n"))
+    }
+
     @Test func journalStreamMustMatchStderr() {
         #expect(!JournalLogHandler.stderrIsJournal(environment: [:]))
         #expect(!JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "1:2"]))

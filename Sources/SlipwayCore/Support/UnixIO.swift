@@ -24,9 +24,10 @@ public enum UnixIO {
 
     /// Sends one datagram to the unix socket at `path` (a leading `@` means the abstract namespace).
     public static func sendDatagram(_ payload: [UInt8], to path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // One socket for the process (made on first use, close-on-exec), not one per datagram:
+        // the journal gets a datagram per log line, and socket() + close() cost more than the send.
+        let fd = datagramSocket
         guard fd >= 0 else { return false }
-        defer { close(fd) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         var pathBytes = Array(path.utf8)
@@ -35,11 +36,18 @@ public enum UnixIO {
         guard pathBytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: pathBytes) }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + (abstract ? 0 : 1))
-        let sent = payload.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, length) }
+        while true {
+            let sent = payload.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, length) }
+                }
             }
+            if sent < 0 && errno == EINTR { continue }
+            return sent == payload.count
         }
-        return sent == payload.count
     }
+
+    /// The unbound datagram socket `sendDatagram` sends from (each send names its destination,
+    /// so a journal that restarts at the same path is reached again).
+    private static let datagramSocket: Int32 = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
 }
