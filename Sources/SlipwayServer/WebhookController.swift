@@ -104,14 +104,18 @@ public final class WebhookController: Sendable {
     }
 
     /// The answer once the append has committed (or failed); logs it and counts it.
-    func answer(_ result: Result<AppendOutcome, DatabaseError>, accepted: WebhookIntake.Accepted, since start: ContinuousClock.Instant) -> Answer {
+    /// `committed` is when the append finished (the latency metric stops there).
+    func answer(
+        _ result: Result<AppendOutcome, DatabaseError>, accepted: WebhookIntake.Accepted, since start: ContinuousClock.Instant,
+        committed: ContinuousClock.Instant = .now
+    ) -> Answer {
         let delivery = accepted.delivery
         var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
         let outcome: AppendOutcome
         switch result {
         case .success(let o):
             outcome = o
-            SlipwayMetrics.appendLatency(ContinuousClock.now - start)
+            SlipwayMetrics.appendLatency(committed - start)
         case .failure(let error):
             SlipwayMetrics.delivery(event: delivery.eventType, status: 503)
             meta["error"] = "\(error.message)"

@@ -182,8 +182,9 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             // hands the result back; the answer (log line, metrics, JSON) is made on this loop.
             controller.log.append(accepted.delivery) { result in
                 controller.release(reserved)
+                let committed = ContinuousClock.now
                 loop.execute {
-                    var answer = controller.answer(result, accepted: accepted, since: start)
+                    var answer = controller.answer(result, accepted: accepted, since: start, committed: committed)
                     answer.close = answer.close || closeAfter
                     let (handler, context) = bound.value
                     handler.write(answer, context: context)
