@@ -12,21 +12,12 @@ import Testing
 
     @Test func notifyReachesARealDatagramSocket() throws {
         let path = "/tmp/slipway-notify-\(UUID().uuidString.prefix(8)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = Self.boundDatagramSocket(path)
+        try #require(fd >= 0)
         defer { close(fd); unlink(path) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0)
         let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
         notifier.ready(status: "Listening on 127.0.0.1:8080")
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-        #expect(n > 0)
-        #expect(String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self) == "READY=1\nSTATUS=Listening on 127.0.0.1:8080\n")
+        #expect(Self.receive(fd) == "READY=1\nSTATUS=Listening on 127.0.0.1:8080\n")
         #expect(!SystemdNotifier(environment: [:]).notify([("READY", "1")]), "no NOTIFY_SOCKET: nothing sent")
     }
 
@@ -72,7 +63,9 @@ import Testing
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        return bound == 0 ? fd : -1
+        if bound == 0 { return fd }
+        close(fd)
+        return -1
     }
 
     static func receive(_ fd: Int32) -> String {

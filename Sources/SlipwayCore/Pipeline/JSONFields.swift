@@ -55,46 +55,38 @@ struct JSONFields {
             return false
         }
         guard scanner.peek == UInt8(ascii: "{") else { throw fail("\(path()) is not an object") }
-        scanner.index += 1
-        scanner.skipSpace()
-        if scanner.peek == UInt8(ascii: "}") {
-            scanner.index += 1
-            return true
-        }
         var read: [String] = []
-        while true {
-            scanner.skipSpace()
-            guard scanner.peek == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-            let key = try rawString()
-            scanner.skipSpace()
-            guard scanner.peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
-            scanner.index += 1
-            scanner.skipSpace()
+        try elements(closedBy: UInt8(ascii: "}")) { (json: inout JSONFields) throws(Invalid) in
+            guard json.scanner.peek == UInt8(ascii: "\"") else { throw json.fail("expected a string key") }
+            let key = try json.rawString()
+            json.scanner.skipSpace()
+            guard json.scanner.peek == UInt8(ascii: ":") else { throw json.fail("expected ':'") }
+            json.scanner.index += 1
+            json.scanner.skipSpace()
             if read.contains(key) {
-                try skip()
-            } else if try member(key, &self) {
+                try json.skip()
+            } else if try member(key, &json) {
                 read.append(key)
             } else {
-                try skip()
+                try json.skip()
             }
-            scanner.skipSpace()
-            if scanner.peek == UInt8(ascii: ",") {
-                scanner.index += 1
-                continue
-            }
-            guard scanner.peek == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-            scanner.index += 1
-            return true
         }
+        return true
     }
 
     /// The elements of an array (nothing for `null`).
     mutating func array(at path: @autoclosure () -> String, _ element: (inout JSONFields) throws(Invalid) -> Void) throws(Invalid) {
         if isNull { return try skip() }
         guard scanner.peek == UInt8(ascii: "[") else { throw fail("\(path()) is not an array") }
+        try elements(closedBy: UInt8(ascii: "]"), element)
+    }
+
+    /// From an object's or array's opening bracket (at the scanner) to its `close`: `element` reads
+    /// each member or element (space before it skipped), commas between them.
+    private mutating func elements(closedBy close: UInt8, _ element: (inout JSONFields) throws(Invalid) -> Void) throws(Invalid) {
         scanner.index += 1
         scanner.skipSpace()
-        if scanner.peek == UInt8(ascii: "]") {
+        if scanner.peek == close {
             scanner.index += 1
             return
         }
@@ -106,7 +98,7 @@ struct JSONFields {
                 scanner.index += 1
                 continue
             }
-            guard scanner.peek == UInt8(ascii: "]") else { throw fail("expected ',' or ']'") }
+            guard scanner.peek == close else { throw fail("expected ',' or '\(Character(Unicode.Scalar(close)))'") }
             scanner.index += 1
             return
         }

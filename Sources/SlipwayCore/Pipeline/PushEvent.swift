@@ -65,9 +65,12 @@ public struct PushEvent: Sendable, Equatable {
                         }
                     case "repository":
                         _ = try json.object(at: "repository") { (key: String, json: inout JSONFields) throws(JSONFields.Invalid) -> Bool in
-                            guard ["full_name", "clone_url", "html_url", "ssh_url", "git_url", "url"].contains(key) else { return false }
-                            repository[key] = try json.string(at: "repository.\(key)")
-                            return true
+                            switch key {
+                            case "full_name", "clone_url", "html_url", "ssh_url", "git_url", "url":
+                                repository[key] = try json.string(at: "repository.\(key)")
+                                return true
+                            default: return false
+                            }
                         }
                     default: return false
                     }
