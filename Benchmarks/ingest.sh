@@ -21,6 +21,9 @@ threads=$(for t in /proc/$pid/task/*; do printf '%s\t%s\n' "$(tr ' ' '_' < "$t/c
   | awk -F'\t' -v hz="$(getconf CLK_TCK)" '{c[$1] += $2} END {for (n in c) if (c[n] > 0) printf "%s=%.2f ", n, c[n] / hz}')
 kill -TERM "$pid"; wait "$pid" || true
 stored=$(sqlite3 "$work/data/slipway.sqlite" 'SELECT count(*) FROM events')
-commits=$(grep -o 'event log closed.*' "$work/daemon.log" | grep -o ' commits=[0-9]*' | cut -d= -f2)
+closed=$(grep -o 'event log closed.*' "$work/daemon.log" || true)
+commits=$(grep -o ' commits=[0-9]*' <<< "$closed" | cut -d= -f2)
+checkpoints=$(grep -o ' checkpoints=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
+writer_checkpoints=$(grep -o ' writer_checkpoints=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
 echo "threads_cpu_s $threads"
-echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits body_bytes=$(stat -c %s "$body")"
+echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits checkpoints=${checkpoints:-?} writer_checkpoints=${writer_checkpoints:-?} body_bytes=$(stat -c %s "$body")"

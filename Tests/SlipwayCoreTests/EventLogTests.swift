@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import SlipwayCore
@@ -116,5 +117,71 @@ import Testing
         } throws: { error in
             (error as? DatabaseError)?.code == .closed
         }
+    }
+
+    /// Appends `waves` × `width` deliveries with ~2 KB bodies, `width` at a time (each wave about
+    /// one group commit), and returns the WAL's size in frames after each wave.
+    static func appendWaves(_ log: EventLog, _ database: Database, from start: Int, waves: Int, width: Int = 50)
+        async throws -> [Int32]
+    {
+        let filler = String(repeating: "x", count: 2_000)
+        var frames: [Int32] = []
+        for wave in 0..<waves {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<width {
+                    let id = "w\(start + wave * width + i)"
+                    group.addTask { _ = try await log.append(Self.delivery(id, body: #"{"id":"\#(id)","f":"\#(filler)"}"#)) }
+                }
+                try await group.waitForAll()
+            }
+            frames.append(database.walFrames)
+        }
+        return frames
+    }
+
+    /// The checkpointer copies the WAL beside the writer and the writer finishes the tail, so under
+    /// steady writes the WAL starts over again and again instead of growing with every commit.
+    @Test func checkpointsKeepTheWALSmallUnderSteadyWrites() async throws {
+        let database = try Database(path: path, checkpointFrames: 100)
+        let log = try EventLog(database: database)
+        let frames = try await Self.appendWaves(log, database, from: 0, waves: 60)
+
+        let stats = database.statistics
+        #expect(stats.checkpoints > 0, "the checkpointer ran")
+        #expect(stats.writerCheckpoints > 0, "the writer checkpointed the tails")
+        let restarts = zip(frames, frames.dropFirst()).filter { $1 < $0 }.count
+        #expect(restarts >= 3, "the WAL started over (frames after each wave: \(frames))")
+        // Without checkpoints the WAL would hold every frame written: over 3,000 here.
+        #expect(frames.max()! < 800, "frames after each wave: \(frames)")
+        let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+        #expect(walBytes < 800 * 4_120, "the WAL file stays small: \(walBytes) bytes")
+
+        await database.close()
+        let reopened = try EventLog(database: Database(path: path))
+        #expect(reopened.lastCommittedSeq == 3_000)
+        #expect(try await reopened.event(seq: 2_999)?.deliveryID != nil)
+    }
+
+    /// A reader on an old snapshot holds the WAL's frames, as with SQLite's own checkpoint: the WAL
+    /// grows meanwhile without the checkpointer spinning, and starts over once the reader is done.
+    @Test func aReaderOnAnOldSnapshotHoldsTheWALUntilItEnds() async throws {
+        let database = try Database(path: path, checkpointFrames: 100)
+        let log = try EventLog(database: database)
+        _ = try await Self.appendWaves(log, database, from: 0, waves: 2)
+        let reader = try SQLiteConnection(path: path)
+        try reader.execute("BEGIN")
+        #expect(try reader.prepare("SELECT count(*) FROM events").rows { $0.int(0) } == [100])
+
+        let before = database.statistics
+        let held = try await Self.appendWaves(log, database, from: 100, waves: 30)
+        #expect(held == held.sorted() && held.last! > 1_000, "no restart while the snapshot is held: \(held)")
+        // Not a checkpoint per commit: one more only after another `checkpointFrames` frames.
+        let attempts = database.statistics.checkpoints - before.checkpoints
+        #expect(attempts <= Int(held.last! - held.first!) / 100 + 3, "\(attempts) checkpoints while held: \(held)")
+
+        try reader.execute("COMMIT")
+        let after = try await Self.appendWaves(log, database, from: 1_600, waves: 30)
+        #expect(after.contains { $0 < held.last! / 2 }, "the WAL started over: \(after)")
+        #expect(log.lastCommittedSeq == 3_100)
     }
 }

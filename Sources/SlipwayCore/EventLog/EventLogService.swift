@@ -20,6 +20,8 @@ public struct EventLogService: Service {
         let stats = database.statistics
         logger.info(
             "event log closed",
-            metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)"])
+            metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)",
+                "checkpoints": "\(stats.checkpoints)", "writer_checkpoints": "\(stats.writerCheckpoints)",
+            ])
     }
 }
