@@ -7,6 +7,10 @@ passes and whose second rule does not match, so it spawns nothing.
 
     Benchmarks/compare.py [seconds per round=10] [connections=1,32,256]
 
+COMPARE_PIN=WRK_CPUS:SERVER_CPUS (e.g. 0:1) runs wrk on the first CPUs and every server on the
+second (taskset), so the load generator does not take the servers' cores; the per-request budget
+at 1.5x webhook is then the servers' cores alone.
+
 COMPARE_TASK_PATH=1 adds a third server in the same rounds: Slipway with its event-loop fast path
 off (SLIPWAY_WEBHOOK_FAST_PATH=0: the webhook answered by a Hummingbird route in a Swift task).
 
@@ -18,6 +22,24 @@ from benchlib import ROOT, free_port, wait_http
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 CONNECTIONS = [int(c) for c in (sys.argv[2] if len(sys.argv) > 2 else "1,32,256").split(",")]
 TICK = os.sysconf("SC_CLK_TCK")
+PIN = os.environ.get("COMPARE_PIN")
+
+def cpu_list(spec):
+    """The CPUs of a taskset list such as 1 or 0,2 or 1-3."""
+    cpus = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+if PIN:
+    WRK_CPUS, SERVER_CPUS = PIN.split(":")
+    if cpu_list(WRK_CPUS) & cpu_list(SERVER_CPUS):
+        raise SystemExit("COMPARE_PIN=%s: wrk and the servers share CPUs" % PIN)
+    WRK_PREFIX, SERVER_PREFIX = ["taskset", "-c", WRK_CPUS], ["taskset", "-c", SERVER_CPUS]
+    SERVER_CORES = len(cpu_list(SERVER_CPUS))
+else:
+    WRK_PREFIX, SERVER_PREFIX, SERVER_CORES = [], [], None
 
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
@@ -59,7 +81,7 @@ def main():
                 {"match": {"type": "value", "value": "refs/heads/never-matches", "parameter": {"source": "payload", "name": "ref"}}},
             ]},
         }], f)
-    slipway = subprocess.Popen([os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(work, "slipway.yaml")],
+    slipway = subprocess.Popen(SERVER_PREFIX + [os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(work, "slipway.yaml")],
                                stderr=open(os.path.join(work, "slipway.log"), "w"))
     task_path = os.environ.get("COMPARE_TASK_PATH") == "1"
     if task_path:
@@ -70,9 +92,9 @@ def main():
         os.chmod(os.path.join(task_dir, "secrets/webhook"), 0o600)
         with open(os.path.join(task_dir, "slipway.yaml"), "w") as f:
             f.write('listen: "127.0.0.1:%d"\ndata_dir: "data"\nadmin_socket: "slipway.sock"\nwebhook: { secret_files: ["secrets/webhook"] }\n' % tp)
-        slipway_task = subprocess.Popen([os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(task_dir, "slipway.yaml")],
+        slipway_task = subprocess.Popen(SERVER_PREFIX + [os.path.join(ROOT, ".build/release/slipway"), "serve", "--config", os.path.join(task_dir, "slipway.yaml")],
                                         stderr=open(os.path.join(work, "slipway-task.log"), "w"), env=dict(os.environ, SLIPWAY_WEBHOOK_FAST_PATH="0"))
-    webhook = subprocess.Popen(["webhook", "-hooks", os.path.join(work, "hooks.json"), "-ip", "127.0.0.1", "-port", str(wp)],
+    webhook = subprocess.Popen(SERVER_PREFIX + ["webhook", "-hooks", os.path.join(work, "hooks.json"), "-ip", "127.0.0.1", "-port", str(wp)],
                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "webhook.log"), "w"))
     servers = {"slipway": (slipway, "http://127.0.0.1:%d/webhooks/github" % sp), "webhook": (webhook, "http://127.0.0.1:%d/hooks/github" % wp)}
     folders = {"slipway": work}
@@ -97,7 +119,7 @@ def main():
                 before = cpu_seconds(proc.pid)
                 children = resource.getrusage(resource.RUSAGE_CHILDREN)
                 env = dict(os.environ, BENCH_BODIES=bodies_path, BENCH_THREADS=str(min(2, c)), BENCH_RUN="%s-%d-%d-%d" % (name, c, rnd, time.time()))
-                out = subprocess.run(["wrk", "-t%d" % min(2, c), "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
+                out = subprocess.run(WRK_PREFIX + ["wrk", "-t%d" % min(2, c), "-c%d" % c, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"), url],
                                      env=env, capture_output=True, text=True).stdout
                 line = next((l for l in out.splitlines() if l.startswith("RESULT")), None)
                 if line is None:
@@ -115,6 +137,8 @@ def main():
                     print("round %s c=%d: %d requests answered, %d events stored, %d bodies reused" % (
                         name, c, int(r["requests"]), int(r["stored"]), int(r.get("reused_bodies", 0))), flush=True)
                 results.setdefault((name, c), []).append(r)
+        if PIN:
+            print("pinned: wrk on CPUs %s, servers on CPUs %s" % (WRK_CPUS, SERVER_CPUS))
         print("| server | conns | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx | CPU s / 10k | wrk CPU s / 10k | peak RSS MB |")
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for c in CONNECTIONS:
@@ -126,10 +150,14 @@ def main():
                     avg("cpu_per_10k"), avg("wrk_cpu_per_10k"), peak_rss_mb(servers[name][0].pid)))
             ratio = (sum(r["rps"] for r in results[("slipway", c)]) / sum(r["rps"] for r in results[("webhook", c)]))
             print("|  | %d | slipway/webhook = %.2fx |  |  |  |  |  |  |  |" % (c, ratio))
-            # What 1.5x webhook's rate leaves a server per request on these cores, after wrk's share.
+            # What 1.5x webhook's rate leaves a server per request on these cores, after wrk's share
+            # (pinned: the servers' own cores).
             webhook_rps = sum(r["rps"] for r in results[("webhook", c)]) / len(results[("webhook", c)])
             wrk_us = sum(r["wrk_cpu_per_10k"] for r in results[("webhook", c)]) / len(results[("webhook", c)]) * 100
-            budget_us = os.cpu_count() / (1.5 * webhook_rps) * 1e6 - wrk_us
+            if SERVER_CORES:
+                budget_us = SERVER_CORES / (1.5 * webhook_rps) * 1e6
+            else:
+                budget_us = os.cpu_count() / (1.5 * webhook_rps) * 1e6 - wrk_us
             print("|  | %d | at 1.5x webhook (%.0f/s) a server may use %.0f us CPU per request (webhook uses %.0f, slipway %.0f) |  |  |  |  |  |  |  |" % (
                 c, 1.5 * webhook_rps, budget_us,
                 sum(r["cpu_per_10k"] for r in results[("webhook", c)]) / len(results[("webhook", c)]) * 100,

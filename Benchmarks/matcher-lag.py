@@ -10,6 +10,8 @@ script reads (from a second SQLite connection, as the CLI would) the newest even
 matcher's cursor. Prints the largest lag in events and in seconds (the age of the oldest event not
 yet matched), how long the matcher needed to catch up after the load stopped, and whether every
 event has its traces. SLIPWAY_BIN picks the binary (default .build/release/slipway).
+MATCHER_EVENT=pull_request sends the ~26 KB pull_request fixture instead (the matcher decodes it
+for both tasks' traces, neither of which builds pull requests).
 Target (issue 18): lag under 1 s at the peak ingest rate, traces complete.
 """
 import datetime, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
@@ -17,6 +19,8 @@ import datetime, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time, u
 from benchlib import ROOT, free_port, ts, wait_http
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+EVENT = os.environ.get("MATCHER_EVENT", "push")
+FIXTURE = {"push": "push.json", "pull_request": "pull_request.json"}[EVENT]
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 32
 
 
@@ -43,13 +47,13 @@ tasks:
     tags: ["registry.example/b:{{.Run.ID}}"]
 """ % port)
     bodies = os.path.join(work, "bodies.tsv")
-    subprocess.run([sys.executable, os.path.join(ROOT, "Benchmarks/signed-bodies.py"), secret, os.path.join(ROOT, "Tests/Fixtures/github/push.json"),
-                    str(max(100000, SECONDS * 30000)), bodies, "lag%d" % os.getpid()], check=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "Benchmarks/signed-bodies.py"), secret, os.path.join(ROOT, "Tests/Fixtures/github", FIXTURE),
+                    str(max(100000, SECONDS * 30000) if EVENT == "push" else SECONDS * 6000), bodies, "lag%d" % os.getpid()], check=True)
     daemon = subprocess.Popen([binary, "serve", "--config", os.path.join(work, "slipway.yaml")], stderr=open(os.path.join(work, "daemon.log"), "w"), cwd=work)
     try:
         wait_http("http://127.0.0.1:%d/healthz" % port)
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(work, "data/slipway.sqlite"), uri=True, timeout=5)
-        env = dict(os.environ, BENCH_BODIES=bodies, BENCH_THREADS="2", BENCH_RUN="lag%d" % time.time())
+        env = dict(os.environ, BENCH_BODIES=bodies, BENCH_THREADS="2", BENCH_RUN="lag%d" % time.time(), BENCH_EVENT=EVENT)
         wrk = subprocess.Popen(["wrk", "-t2", "-c%d" % CONNECTIONS, "-d%ds" % SECONDS, "--latency", "-s", os.path.join(ROOT, "Benchmarks/wrk-deliveries.lua"),
                                 "http://127.0.0.1:%d/webhooks/github" % port], env=env, stdout=subprocess.PIPE, text=True)
         worst_events, worst_seconds = 0, 0.0

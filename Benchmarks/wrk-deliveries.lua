@@ -1,11 +1,11 @@
 -- Signed GitHub push deliveries: each request a distinct signed body (a body already in the log
 -- is a duplicate whatever its delivery id) with a unique X-GitHub-Delivery id.
 -- Environment: BENCH_BODIES (lines "sha256=<hmac>\t<body>" from signed-bodies.py), BENCH_RUN (id prefix),
--- BENCH_THREADS (wrk's -t). Each thread takes its own share of the bodies; past the end it wraps
+-- BENCH_THREADS (wrk's -t), BENCH_EVENT (X-GitHub-Event, default push). Each thread takes its own share of the bodies; past the end it wraps
 -- around (those repeats are duplicates: `reused` in the RESULT line says how many).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-GitHub-Event"] = "push"
+wrk.headers["X-GitHub-Event"] = os.getenv("BENCH_EVENT") or "push"
 wrk.headers["X-GitHub-Hook-ID"] = "4242"
 prefix = os.getenv("BENCH_RUN") or "run"
 

@@ -83,6 +83,7 @@ func fuzzOne(_ input: [UInt8]) {
             _ = (event.branch, event.tag, event.changedFiles.count)
         }
         _ = try? PushEvent.decode(payload: input)
+        if let pr = try? PullRequestEvent.decode(payload: input) { _ = (pr.isFromFork, pr.repositoryURLs.count) }
     case .context:
         if let context = try? GitContext.parse(String(decoding: input, as: UTF8.self)) {
             check(

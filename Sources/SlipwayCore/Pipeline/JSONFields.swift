@@ -135,6 +135,24 @@ struct JSONFields {
         }
     }
 
+    /// An integer, or nil for `null`. As `JSONDecoder`: a number written with a fraction or an
+    /// exponent counts when its value is a whole number that fits.
+    mutating func int(at path: @autoclosure () -> String) throws(Invalid) -> Int? {
+        if isNull {
+            try skip()
+            return nil
+        }
+        guard let first = scanner.peek, first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+            throw fail("\(path()) is not a number")
+        }
+        let start = scanner.index
+        try skip()
+        let text = String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[start..<scanner.index]), as: UTF8.self)
+        if let value = Int(text) { return value }
+        if let value = Double(text), let whole = Int(exactly: value) { return whole }
+        throw fail("\(path()) is not an integer that fits")
+    }
+
     /// The string at the scanner (on its opening quote), unescaped.
     private mutating func rawString() throws(Invalid) -> String {
         let start = scanner.index + 1
