@@ -20,7 +20,7 @@ from benchlib import ROOT, free_port, ts, wait_http
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 EVENT = os.environ.get("MATCHER_EVENT", "push")
-FIXTURE = {"push": "push.json", "pull_request": "pull_request.json"}[EVENT]
+FIXTURE = {"push": "push.json", "pull_request": "pull_request.json"}.get(EVENT) or sys.exit("MATCHER_EVENT=%s: push or pull_request" % EVENT)
 CONNECTIONS = int(sys.argv[2]) if len(sys.argv) > 2 else 32
 
 

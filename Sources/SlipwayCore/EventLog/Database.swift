@@ -78,7 +78,7 @@ public final class Database: Sendable {
         public var commits = 0
         public var writes = 0
         public var failedCommits = 0
-        /// Checkpoints the checkpointer ran, and those the writer ran itself (tails and fallbacks).
+        /// Checkpoint passes the checkpointer ran, and the tails the writer checkpointed itself.
         public var checkpoints = 0
         public var writerCheckpoints = 0
     }

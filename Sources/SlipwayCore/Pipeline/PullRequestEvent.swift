@@ -52,17 +52,19 @@ public struct PullRequestEvent: Sendable, Equatable {
                 }
             }
             guard isObject else { throw JSONFields.Invalid(description: "the payload is null") }
-            guard action != nil else { throw JSONFields.Invalid(description: "it has no 'action'") }
-            guard let pull else { throw JSONFields.Invalid(description: "it has no 'pull_request'") }
-            guard pull.head != nil else { throw JSONFields.Invalid(description: "it has no 'pull_request.head'") }
-            guard pull.base != nil else { throw JSONFields.Invalid(description: "it has no 'pull_request.base'") }
         } catch {
             throw PushEvent.Invalid(description: "pull_request payload cannot be decoded: \(error)")
         }
-        let head = pull!.head!, base = pull!.base!
+        func missing(_ key: String) -> PushEvent.Invalid {
+            PushEvent.Invalid(description: "pull_request payload cannot be decoded: it has no '\(key)'")
+        }
+        guard let action else { throw missing("action") }
+        guard let pull else { throw missing("pull_request") }
+        guard let head = pull.head else { throw missing("pull_request.head") }
+        guard let base = pull.base else { throw missing("pull_request.base") }
         let baseRepo = base.repo ?? repository
         return PullRequestEvent(
-            action: action!, number: number ?? pull!.number ?? 0, headSHA: head.sha ?? "", headRef: head.ref ?? "",
+            action: action, number: number ?? pull.number ?? 0, headSHA: head.sha ?? "", headRef: head.ref ?? "",
             headRepository: head.repo?.fullName ?? "", baseRef: base.ref ?? "", baseRepository: baseRepo?.fullName ?? "",
             repositoryURLs: [baseRepo?.cloneURL, baseRepo?.htmlURL, baseRepo?.sshURL, repository?.cloneURL, repository?.htmlURL]
                 .compactMap { $0 })
