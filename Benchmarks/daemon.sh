@@ -16,7 +16,11 @@ signature="sha256=$(openssl dgst -sha256 -hmac "$(cat "$work/secrets/webhook")" 
 # Distinct signed bodies (BENCH_COUNT, default 300000): a repeated body would be a duplicate.
 bodies="$work/bodies.tsv"
 python3 Benchmarks/signed-bodies.py "$(cat "$work/secrets/webhook")" "$body" "${BENCH_COUNT:-300000}" "$bodies" "b$RANDOM"
+# BENCH_JOURNAL=1: log to journald (a running systemd-journald), as under systemd: JOURNAL_STREAM
+# names the log file, so the daemon takes it for its journal stream and sends its lines to the journal.
+: > "$work/daemon.log"
+[ -n "${BENCH_JOURNAL:-}" ] && export JOURNAL_STREAM="$(stat -c '%d:%i' "$work/daemon.log")"
 # shellcheck disable=SC2086 # BENCH_WRAP is a command and its arguments
-${BENCH_WRAP:-} "$bin" serve --config "$work/slipway.yaml" 2> "$work/daemon.log" &
+${BENCH_WRAP:-} "$bin" serve --config "$work/slipway.yaml" 2>> "$work/daemon.log" &
 pid=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

@@ -26,11 +26,47 @@ public final class WebhookController: Sendable {
     /// Why builds cannot start for lack of disk space (nil when there is room): `/healthz` says `"disk":"low"`.
     let diskLow: @Sendable () -> String?
 
+    /// Logs the deliveries each group commit stored: one line per group at info.
+    let stored: StoredDeliveries
+
     public init(log: EventLog, intake: WebhookIntake, logger: Logger, diskLow: @escaping @Sendable () -> String? = { nil }) {
         self.diskLow = diskLow
         self.log = log
         self.intake = Mutex(intake)
         self.logger = logger
+        self.stored = StoredDeliveries(database: log.database) { entries in Self.logStored(entries, logger: logger) }
+    }
+
+    /// The "stored" line of one group commit, written on the writer thread before any of its
+    /// deliveries is answered. One delivery: `delivery stored` with its fields, as always. More:
+    /// `deliveries stored count=N` with `delivery.id` and `event.seq` once per delivery, in the same
+    /// order (repeated `key=value` on stderr, repeated fields in the journal, so `grep
+    /// delivery.id=X` and `journalctl DELIVERY_ID=X` find it), and `event.type` / `signature` once
+    /// when every delivery has the same.
+    static func logStored(_ entries: [StoredDeliveries.Entry], logger: Logger) {
+        guard logger.logLevel <= .info, let first = entries.first else { return }
+        if entries.count == 1 {
+            logger.info(
+                "delivery stored",
+                metadata: [
+                    "delivery.id": "\(first.deliveryID)", "event.seq": "\(first.seq)", "event.type": "\(first.eventType)",
+                    "signature": "\(first.signature)",
+                ])
+            return
+        }
+        func field(_ value: (StoredDeliveries.Entry) -> String) -> Logger.Metadata.Value {
+            let firstValue = value(first)
+            if entries.allSatisfy({ value($0) == firstValue }) { return .string(firstValue) }
+            return .array(entries.map { .string(value($0)) })
+        }
+        logger.info(
+            "deliveries stored",
+            metadata: [
+                "count": "\(entries.count)",
+                "delivery.id": .array(entries.map { .string($0.deliveryID) }),
+                "event.seq": .array(entries.map { .string(String($0.seq)) }),
+                "event.type": field(\.eventType), "signature": field(\.signature),
+            ])
     }
 
     /// Registers the listener's routes; nothing administrative is reachable here.
@@ -110,7 +146,12 @@ public final class WebhookController: Sendable {
         committed: ContinuousClock.Instant = .now
     ) -> Answer {
         let delivery = accepted.delivery
-        var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
+        // Built only for a line that is written: the stored line of a delivery is its group's.
+        func meta(_ seq: Int64?) -> Logger.Metadata {
+            var meta: Logger.Metadata = ["delivery.id": "\(delivery.deliveryID)", "event.type": "\(delivery.eventType)"]
+            if let seq { meta["event.seq"] = "\(seq)" }
+            return meta
+        }
         let outcome: AppendOutcome
         switch result {
         case .success(let o):
@@ -118,20 +159,20 @@ public final class WebhookController: Sendable {
             SlipwayMetrics.appendLatency(committed - start)
         case .failure(let error):
             SlipwayMetrics.delivery(event: delivery.eventType, status: 503)
+            var meta = meta(nil)
             meta["error"] = "\(error.message)"
             logger.error("delivery not stored: answering 503", metadata: meta)
             return Answer(status: .serviceUnavailable, json: "{\"error\":\(JSONText.quote("the event log cannot be written; retry later"))}")
         }
-        meta["event.seq"] = "\(outcome.seq)"
         let ids = "\"event\":\(outcome.seq),\"delivery\":\(JSONText.quote(delivery.deliveryID))"
         switch outcome {
         case .duplicate:
             SlipwayMetrics.delivery(event: delivery.eventType, status: 200)
-            logger.info("duplicate delivery: already stored", metadata: meta)
+            logger.info("duplicate delivery: already stored", metadata: meta(outcome.seq))
             return Answer(status: .ok, json: "{\(ids),\"duplicate\":true}")
         case .appended:
-            meta["signature"] = "\(delivery.signature)"
-            logger.info("delivery stored", metadata: meta)
+            // The info line was its group commit's (`logStored`, before this answer was made).
+            logger.debug("delivery answered", metadata: meta(outcome.seq))
             SlipwayMetrics.delivery(event: delivery.eventType, status: accepted.zen == nil ? 202 : 200)
             if let zen = accepted.zen {
                 return Answer(status: .ok, json: "{\(ids),\"zen\":\(JSONText.quote(zen))}")
@@ -161,7 +202,7 @@ public final class WebhookController: Sendable {
         let start = ContinuousClock.now
         let result: Result<AppendOutcome, DatabaseError>
         do {
-            result = .success(try await log.append(accepted.delivery))
+            result = .success(try await log.append(accepted.delivery, stored: stored))
         } catch {
             result = .failure(error)
         }

@@ -180,7 +180,7 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             let bound = NIOLoopBound((self, context), eventLoop: loop)
             // The completion runs on the writer thread, which commits for every connection: it only
             // hands the result back; the answer (log line, metrics, JSON) is made on this loop.
-            controller.log.append(accepted.delivery) { result in
+            controller.log.append(accepted.delivery, stored: controller.stored) { result in
                 controller.release(reserved)
                 let committed = ContinuousClock.now
                 loop.execute {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import SlipwayCore
@@ -106,6 +107,100 @@ import Testing
         try blocker.execute("ROLLBACK")
         #expect(try await log.append(Self.delivery("d1")) == .appended(1))
         try await log.checkWritable()
+    }
+
+    /// Holds the writer thread until `release` is called: writes queued meanwhile commit as one group.
+    static func holdWriter(_ database: Database) -> @Sendable () -> Void {
+        let started = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        database.write({ _ in
+            started.signal()
+            gate.wait()
+        }, completion: { (_: Result<Void, DatabaseError>) in })
+        started.wait()
+        return { gate.signal() }
+    }
+
+    /// One "stored" announcement per group commit, with the group's appended deliveries in
+    /// order (not its duplicates), made before any of their callers hears the outcome.
+    @Test func aGroupCommitIsAnnouncedOnceBeforeAnyCallerHears() async throws {
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        let announced = Mutex<[[StoredDeliveries.Entry]]>([])
+        let stored = StoredDeliveries(database: database) { entries in announced.withLock { $0.append(entries) } }
+        #expect(try await log.append(Self.delivery("d0"), stored: stored) == .appended(1))
+        // Appends without `stored` (schedules, base images) are not its to announce.
+        #expect(try await log.append(Self.delivery("other")) == .appended(2))
+        #expect(announced.withLock { $0.map { $0.map(\.deliveryID) } } == [["d0"]])
+
+        let release = Self.holdWriter(database)
+        let heard = Mutex<[String: Int]>([:])
+        let deliveries = [
+            Self.delivery("d1"), Self.delivery("d2"),
+            Self.delivery("d2-again", body: #"{"ref":"refs/heads/main","delivery":"d2"}"#),  // a duplicate body
+            Self.delivery("d3"),
+        ]
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let left = Mutex(deliveries.count)
+            for delivery in deliveries {
+                log.append(delivery, stored: stored) { _ in
+                    heard.withLock { $0[delivery.deliveryID] = announced.withLock { $0.count } }
+                    if left.withLock({ $0 -= 1; return $0 }) == 0 { done.resume() }
+                }
+            }
+            release()
+        }
+        let groups = announced.withLock { $0 }
+        #expect(groups.count == 2)
+        #expect(groups.last?.map(\.deliveryID) == ["d1", "d2", "d3"])
+        #expect(groups.last?.map(\.seq) == [3, 4, 5])
+        #expect(groups.last?.first == StoredDeliveries.Entry(seq: 3, deliveryID: "d1", eventType: "push", signature: "sha256:/s"))
+        #expect(heard.withLock { $0 } == ["d1": 2, "d2": 2, "d2-again": 2, "d3": 2], "every caller heard after the announcement")
+    }
+
+    /// A group that rolls back (the disk refused a write in it) announces nothing; its deliveries
+    /// are not stored and their callers get `.unavailable`.
+    @Test func aGroupThatRollsBackAnnouncesNothing() async throws {
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        let announced = Mutex<[[StoredDeliveries.Entry]]>([])
+        let stored = StoredDeliveries(database: database) { entries in announced.withLock { $0.append(entries) } }
+        let release = Self.holdWriter(database)
+        let outcome = Mutex<Result<AppendOutcome, DatabaseError>?>(nil)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            log.append(Self.delivery("d1"), stored: stored) { result in outcome.withLock { $0 = result } }
+            database.write({ _ in throw SQLiteError(code: 10 /* SQLITE_IOERR */, message: "disk I/O error") }, completion: { (_: Result<Void, DatabaseError>) in done.resume() })
+            release()
+        }
+        guard case .failure(let error)? = outcome.withLock({ $0 }) else {
+            Issue.record("the append in the failed group succeeded")
+            return
+        }
+        #expect(error.code == .unavailable)
+        #expect(announced.withLock { $0.isEmpty })
+        #expect(try await log.append(Self.delivery("d2"), stored: stored) == .appended(1))
+        #expect(announced.withLock { $0.map { $0.map(\.deliveryID) } } == [["d2"]])
+    }
+
+    /// A group longer than `maxPerAnnouncement` is announced in parts, all before its callers hear.
+    @Test func aLongGroupIsAnnouncedInParts() async throws {
+        let database = try Database(path: path)
+        let log = try EventLog(database: database)
+        let announced = Mutex<[Int]>([])
+        let stored = StoredDeliveries(database: database) { entries in announced.withLock { $0.append(entries.count) } }
+        let count = StoredDeliveries.maxPerAnnouncement * 2 + 5
+        let release = Self.holdWriter(database)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let left = Mutex(count)
+            for n in 0..<count {
+                log.append(Self.delivery("d\(n)"), stored: stored) { _ in
+                    if left.withLock({ $0 -= 1; return $0 }) == 0 { done.resume() }
+                }
+            }
+            release()
+        }
+        let parts = StoredDeliveries.maxPerAnnouncement
+        #expect(announced.withLock { $0 } == [parts, parts, 5])
     }
 
     @Test func closedLogRefusesNewWrites() async throws {

@@ -96,6 +96,23 @@ import Testing
         #expect(Self.receive(journal).contains("MESSAGE=after the restart\n"))
     }
 
+    /// A list value is its field repeated: journald keeps every value, and `journalctl
+    /// DELIVERY_ID=d-2` matches the entry of a group commit that stored d-1 and d-2.
+    @Test func aListIsTheFieldRepeated() throws {
+        let path = "/tmp/slipway-journal-\(UUID().uuidString.prefix(8)).sock"
+        let journal = Self.boundDatagramSocket(path)
+        try #require(journal >= 0)
+        defer {
+            close(journal)
+            unlink(path)
+        }
+        let logger = Logger(label: "t") { _ in JournalLogHandler(level: .info, socketPath: path) }
+        logger.info("deliveries stored", metadata: ["delivery.id": .array(["d-1", "d-2"]), "event.seq": .array(["7", "8"])])
+        let datagram = Self.receive(journal)
+        #expect(datagram.contains("MESSAGE=deliveries stored\n"))
+        #expect(datagram.contains("DELIVERY_ID=d-1\nDELIVERY_ID=d-2\nEVENT_SEQ=7\nEVENT_SEQ=8\n"), "\(datagram)")
+    }
+
     @Test func journalStreamMustMatchStderr() {
         #expect(!JournalLogHandler.stderrIsJournal(environment: [:]))
         #expect(!JournalLogHandler.stderrIsJournal(environment: ["JOURNAL_STREAM": "1:2"]))

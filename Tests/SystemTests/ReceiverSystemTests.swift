@@ -80,6 +80,49 @@ import Testing
         #expect(daemon.log.contains("delivery.id=row-1") && daemon.log.contains("event.seq=1"))
     }
 
+    /// Concurrent deliveries are logged once per group commit: every 2xx'd delivery id is in
+    /// exactly one "stored" line, beside the event seq it was answered with, and the lines are
+    /// written before the answers (the log is read once the last answer is in).
+    @Test func concurrentDeliveriesAreLoggedOncePerGroupCommit() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let port = daemon.port
+        let answered = Mutex<[String: Int]>([:])
+        onThreads(16) { worker in
+            guard let client = try? RawHTTPClient(port: port) else { return }
+            for n in 0..<25 {
+                let id = "group-\(worker)-\(n)"
+                let body = DaemonProcess.distinct(Self.push, id)
+                guard let r = try? client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body),
+                    r.status == 202, let seq = r.json["event"] as? Int
+                else { continue }
+                answered.withLock { $0[id] = seq }
+            }
+        }
+        let answers = answered.withLock { $0 }
+        #expect(answers.count == 400)
+
+        var logged: [String: [Int]] = [:]
+        var lines = 0
+        for line in daemon.log.split(separator: "\n") where line.contains(" info delivery stored ") || line.contains(" info deliveries stored ") {
+            lines += 1
+            let fields = line.split(separator: " ")
+            let ids = fields.filter { $0.hasPrefix("delivery.id=") }.map { String($0.dropFirst("delivery.id=".count)) }
+            let seqs = fields.filter { $0.hasPrefix("event.seq=") }.compactMap { Int($0.dropFirst("event.seq=".count)) }
+            #expect(ids.count == seqs.count, "one seq per delivery id: \(line)")
+            if line.contains(" deliveries stored ") {
+                #expect(line.contains(" count=\(ids.count) "), "\(line)")
+            }
+            for (id, seq) in zip(ids, seqs) { logged[id, default: []].append(seq) }
+        }
+        #expect(logged.count == answers.count)
+        for (id, seq) in answers {
+            #expect(logged[id] == [seq], "\(id) answered with event \(seq), logged as \(logged[id] ?? [])")
+        }
+        // 16 connections at once: deliveries share commits (else this tested one-delivery lines only).
+        #expect(lines < answers.count, "\(lines) stored lines for \(answers.count) deliveries")
+    }
+
     /// A body announced over the limit gets 413 before it is sent, and the connection is closed.
     /// Requests pipelined on one connection are answered in order, deliveries and other paths
     /// mixed (deliveries are answered on the event loop, the rest by the router).

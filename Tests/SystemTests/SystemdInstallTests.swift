@@ -1,5 +1,6 @@
 import Foundation
 import SlipwayCore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -202,6 +203,43 @@ struct SystemdInstallTests {
         #expect(entries.contains { $0["TASK"] as? String == "web" && $0["COMMIT"] as? String == sha })
         let delivery = try machine.exec(["journalctl", "-u", "slipway", "DELIVERY_ID=sd-1", "-o", "json", "--no-pager"]).out
         #expect(delivery.contains("\"EVENT_SEQ\":\"1\""))
+        // Deliveries committed together share one entry with DELIVERY_ID and EVENT_SEQ repeated
+        // per delivery: each is found by its id, with the seq it was answered with.
+        let answered = Mutex<[String: Int]>([:])
+        onThreads(8) { worker in
+            guard let client = try? RawHTTPClient(port: port) else { return }
+            for n in 0..<5 {
+                let id = "sd-group-\(worker)-\(n)"
+                let ping = Data(#"{"zen":"\#(id)","hook_id":42}"#.utf8)
+                let signature = HMAC.digest(.sha256, key: Array(secret.utf8), message: Array(ping)).hexString
+                let headers = [
+                    ("Content-Type", "application/json"), ("X-GitHub-Event", "ping"), ("X-GitHub-Delivery", id),
+                    ("X-Hub-Signature-256", "sha256=\(signature)"),
+                ]
+                guard let r = try? client.request("POST", "/webhooks/github", headers: headers, body: ping), r.status == 200,
+                    let seq = r.json["event"] as? Int
+                else { continue }
+                answered.withLock { $0[id] = seq }
+            }
+        }
+        let answers = answered.withLock { $0 }
+        #expect(answers.count == 40)
+        let stored = try machine.exec(["journalctl", "-u", "slipway", "-o", "json", "--no-pager", "SYSLOG_IDENTIFIER=slipway"]).out
+        var logged: [String: [String]] = [:]
+        for line in stored.split(separator: "\n") {
+            guard let entry = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                ["delivery stored", "deliveries stored"].contains(entry["MESSAGE"] as? String)
+            else { continue }
+            let ids = (entry["DELIVERY_ID"] as? [String]) ?? [entry["DELIVERY_ID"] as? String].compactMap { $0 }
+            let seqs = (entry["EVENT_SEQ"] as? [String]) ?? [entry["EVENT_SEQ"] as? String].compactMap { $0 }
+            #expect(ids.count == seqs.count, "\(entry)")
+            for (id, seq) in zip(ids, seqs) { logged[id, default: []].append(seq) }
+        }
+        for (id, seq) in answers {
+            #expect(logged[id] == ["\(seq)"], "\(id) answered with event \(seq), in the journal as \(logged[id] ?? [])")
+        }
+        let byID = try machine.exec(["journalctl", "-u", "slipway", "DELIVERY_ID=sd-group-3-4", "-o", "cat", "--no-pager"]).out
+        #expect(byID.contains("stored"), "journalctl DELIVERY_ID= finds a delivery of a group: \(byID)")
 
         // Reload with a broken config: keeps serving, logs the error at err level.
         _ = try machine.sh("cp /srv/setup/bad.yaml /etc/slipway/slipway.yaml && systemctl reload slipway")

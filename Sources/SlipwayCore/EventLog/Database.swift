@@ -100,6 +100,22 @@ public final class Database: Sendable {
     /// The writer's current `synchronous` level; only touched on `writerQueue`.
     private let writerSyncFull = Mutex(true)
 
+    /// Called on the writer thread when a batch's transaction has ended (true: committed, false:
+    /// rolled back), before any of its writes' completions run.
+    public typealias BatchObserver = @Sendable (_ committed: Bool) -> Void
+    private let batchObservers = Mutex<[BatchObserver]>([])
+
+    /// Adds `observer`, called on the writer thread after every batch's `COMMIT` (true) or
+    /// `ROLLBACK` (false) and before that batch's completions: what it does (a log line for the
+    /// batch) happens before any caller of a write in the batch hears the outcome.
+    public func observeBatches(_ observer: @escaping BatchObserver) {
+        batchObservers.withLock { $0.append(observer) }
+    }
+
+    private func batchEnded(committed: Bool) {
+        for observer in batchObservers.withLock({ $0 }) { observer(committed) }
+    }
+
     /// Opens or creates the database at `path`, applies migrations, and sets WAL + `synchronous=FULL`.
     public init(
         path: String, migrations: [Migration] = Migration.all, busyTimeoutMilliseconds: Int32 = 5_000,
@@ -245,6 +261,7 @@ public final class Database: Sendable {
             let failure = (error as? SQLiteError).map(DatabaseError.init) ?? DatabaseError(.unavailable, "\(error)")
             let unavailable = DatabaseError(.unavailable, "the event log cannot be written: \(failure.message)")
             counters.withLock { $0.failedCommits += 1 }
+            batchEnded(committed: false)
             for item in batch { item.finish(unavailable) }
             return
         }
@@ -252,6 +269,7 @@ public final class Database: Sendable {
             $0.commits += 1
             $0.writes += batch.count
         }
+        batchEnded(committed: true)
         for (item, outcome) in zip(batch, outcomes) { item.finish(outcome) }
         checkpointAfterCommit(on: db)
     }

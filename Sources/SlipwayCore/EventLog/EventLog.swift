@@ -16,16 +16,20 @@ public final class EventLog: Sendable {
     ///
     /// Returns only after the row is committed with `synchronous=FULL`; throws
     /// `DatabaseError` (`.unavailable`) when the disk refused it, so nothing unstored is acknowledged.
-    public func append(_ delivery: Delivery) async throws(DatabaseError) -> AppendOutcome {
+    /// `stored`, when given, is told of the delivery if it is appended (not a duplicate), with
+    /// the rest of its group commit, before this returns.
+    public func append(_ delivery: Delivery, stored: StoredDeliveries? = nil) async throws(DatabaseError) -> AppendOutcome {
         let result: Result<AppendOutcome, DatabaseError> = await withCheckedContinuation { continuation in
-            append(delivery) { continuation.resume(returning: $0) }
+            append(delivery, stored: stored) { continuation.resume(returning: $0) }
         }
         return try result.get()
     }
 
     /// The same append for the webhook listener's event loop: `completion` runs on the writer
     /// thread after the commit (`synchronous=FULL`), one wake-up per group commit, no task hop.
-    public func append(_ delivery: Delivery, completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void) {
+    public func append(
+        _ delivery: Delivery, stored: StoredDeliveries? = nil, completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void
+    ) {
         // Hashed here, not on the writer thread that commits every connection's deliveries.
         // So are the row's values: the writer thread is serial, every connection waits on it.
         let digest = SHA256.digest(delivery.body)
@@ -51,6 +55,8 @@ public final class EventLog: Sendable {
                 if db.changes == 1 {
                     let seq = db.lastInsertRowID
                     try db.prepare("INSERT INTO event_bodies (sha256, seq) VALUES (?, ?)").bind([.blob(digest), .integer(seq)]).run()
+                    stored?.record(
+                        .init(seq: seq, deliveryID: delivery.deliveryID, eventType: delivery.eventType, signature: delivery.signature))
                     return AppendOutcome.appended(seq)
                 }
                 let existing = try db.prepare("SELECT seq FROM events WHERE hook_id = ? AND delivery_id = ?")

@@ -8,7 +8,7 @@ import Logging
 /// Used when `$JOURNAL_STREAM` names the device and inode of our stderr (systemd connected it to
 /// the journal). DESIGN.md's fields come from the metadata: `run.id` → `RUN_ID`, `task` → `TASK`,
 /// `event.seq` → `EVENT_SEQ`, `delivery.id` → `DELIVERY_ID`, `repo` → `REPO`, `commit` → `COMMIT`;
-/// other keys become upper-case fields with `_` for anything else.
+/// other keys become upper-case fields with `_` for anything else. A list value is its field repeated.
 public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -89,7 +89,12 @@ public struct JournalLogHandler: LogHandler {
             ("MESSAGE", "\(event.message)"), ("PRIORITY", "\(Self.priority(event.level))"), ("SYSLOG_IDENTIFIER", "slipway"),
         ]
         for key in merged.keys.sorted() {
-            fields.append((Self.fieldName(key), LineLogHandler.format(merged[key]!, quoted: false)))
+            // A list is the field once per value: journald keeps them all, and `journalctl FIELD=v` matches any.
+            if case .array(let values) = merged[key]! {
+                for value in values { fields.append((Self.fieldName(key), LineLogHandler.format(value, quoted: false))) }
+            } else {
+                fields.append((Self.fieldName(key), LineLogHandler.format(merged[key]!, quoted: false)))
+            }
         }
         return fields
     }

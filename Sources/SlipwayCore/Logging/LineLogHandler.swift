@@ -7,7 +7,7 @@ import Synchronization
 /// Writes one line per message to stderr: `time level message key=value …`.
 ///
 /// Metadata keys are stable names (`event.seq`, `delivery.id`, `run.id`); values with spaces
-/// or quotes are quoted, so a line splits unambiguously. Each line is one `write(2)`, so lines
+/// or quotes are quoted, so a line splits unambiguously; a list value repeats its key per value. Each line is one `write(2)`, so lines
 /// from concurrent tasks never interleave.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
@@ -31,7 +31,12 @@ public struct LineLogHandler: LogHandler {
         let merged = Self.metadata(handler: metadata, provider: metadataProvider, event: event)
         var line = "\(Timestamp.now().iso8601) \(event.level.rawValue) \(event.message)"
         for key in merged.keys.sorted() {
-            line += " \(key)=\(Self.format(merged[key]!))"
+            // A list is the key once per value (as journald repeats a field): `grep key=value` finds each.
+            if case .array(let values) = merged[key]! {
+                for value in values { line += " \(key)=\(Self.format(value))" }
+            } else {
+                line += " \(key)=\(Self.format(merged[key]!))"
+            }
         }
         line += "\n"
         let bytes = Array(line.utf8)
