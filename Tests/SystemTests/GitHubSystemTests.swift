@@ -62,6 +62,7 @@ struct GitHubSystemTests {
     @Test func pushesGetPendingThenSuccessOrFailure() throws {
         let dir = "/tmp/slipway-gh-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let fake = try FakeGitHub(arguments: ["--token", Self.token], dir: dir)
         let repo = try GitRepo(name: PipelineSystemTests.name("status"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
@@ -92,6 +93,7 @@ struct GitHubSystemTests {
     @Test func statusesSurviveOutagesRateLimitsAndRestarts() throws {
         let dir = "/tmp/slipway-gh-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let fake = try FakeGitHub(arguments: ["--token", Self.token], dir: dir)
         let repo = try GitRepo(name: PipelineSystemTests.name("outage"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
@@ -124,6 +126,7 @@ struct GitHubSystemTests {
     @Test func hookCreateIsIdempotentAndMissedDeliveriesAreRedelivered() throws {
         let dir = "/tmp/slipway-gh-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let fake = try FakeGitHub(arguments: ["--token", Self.token], dir: dir)
         let repo = try GitRepo(name: PipelineSystemTests.name("hook"))
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
@@ -166,6 +169,7 @@ struct GitHubSystemTests {
     @Test func anAppInstallationTokenFetchesAPrivateRepository() throws {
         let dir = "/tmp/slipway-gh-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = dir + "/app.pem", pub = dir + "/app.pub"
         #expect(try run("/usr/bin/openssl", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key]).status == 0)
         chmod(key, 0o600)

@@ -47,6 +47,7 @@ struct StageSystemTests {
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile(), "app/hello.txt": "x"])
         let scratch = "/tmp/slipway-overlap-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let (proxy, slow) = try Self.slowRegistry(scratch)
         defer { proxy.stop() }
         // Two tasks on the same repository: one push queues two runs, one build slot.
@@ -76,6 +77,7 @@ struct StageSystemTests {
         let sha = try repo.commit(["app/Dockerfile": PipelineSystemTests.dockerfile("RUN echo a > /a\nRUN echo b > /b\n"), "app/hello.txt": "x"])
         let scratch = "/tmp/slipway-pushcrash-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let (proxy, slow) = try Self.slowRegistry(scratch)
         defer { proxy.stop() }
         let daemon = try PipelineSystemTests.daemon(
