@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Hummingbird
 import Logging
 import NIOCore
@@ -28,6 +31,17 @@ public final class WebhookController: Sendable {
 
     /// Logs the deliveries each group commit stored: one line per group at info.
     let stored: StoredDeliveries
+
+    /// Webhook requests between their head and their answer, all connections together.
+    let requestsInProgress = Atomic<Int>(0)
+    /// A delivery that is the only request in progress commits on its event loop when the
+    /// writer is idle (`Database.write(inlineWhenIdle:)`): the quiet server's common case, one
+    /// delivery at a time, without a hop to the writer thread and back. `SLIPWAY_INLINE_COMMIT=0`
+    /// turns it off (for benchmarks).
+    let inlineCommit = getenv("SLIPWAY_INLINE_COMMIT").map { String(cString: $0) != "0" } ?? true
+
+    /// Whether a delivery received now may commit on its event loop.
+    var aloneInProgress: Bool { inlineCommit && requestsInProgress.load(ordering: .relaxed) == 1 }
 
     public init(log: EventLog, intake: WebhookIntake, logger: Logger, diskLow: @escaping @Sendable () -> String? = { nil }) {
         self.diskLow = diskLow

@@ -2,6 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
 import SlipwayCore
+import Synchronization
 
 /// `POST /webhooks/github` answered on the connection's event loop, without a Swift task per
 /// request: the body is collected here, checked (size, in-flight budget, signature, JSON) with
@@ -41,6 +42,8 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parts of pipelined requests that arrived while an earlier one was being answered.
     private var queue = CircularBuffer<HTTPRequestPart>()
     private var readPending = false
+    /// This connection's webhook request is counted in `controller.requestsInProgress`.
+    private var counted = false
 
     init(controller: WebhookController) {
         self.controller = controller
@@ -62,6 +65,8 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
         switch (state, part) {
         case (.idle, .head(let head)) where head.method == .post && Self.isWebhookPath(head.path):
+            controller.requestsInProgress.add(1, ordering: .relaxed)
+            counted = true
             let intake = controller.currentIntake
             let declared = head.headerFields[.contentLength].flatMap { Int($0) }
             let (refused, reserved) = controller.admit(declaredLength: declared, intake: intake, peer: Self.peer(context))
@@ -159,6 +164,7 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         // A client gone mid-body gives its reservation of the in-flight budget back.
         if case .receiving(_, _, let reserved, _) = state { controller.release(reserved) }
+        uncount()
         state = .idle
         queue.removeAll()
         context.fireChannelInactive()
@@ -179,8 +185,10 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
             // The completion runs on the writer thread, which commits for every connection: it only
-            // hands the result back; the answer (log line, metrics, JSON) is made on this loop.
-            controller.log.append(accepted.delivery, stored: controller.stored) { result in
+            // hands the result back; the answer (metrics, JSON) is made on this loop. When this is
+            // the only request in progress and the writer is idle, this loop commits it itself and
+            // the completion runs here, before `append` returns.
+            controller.log.append(accepted.delivery, stored: controller.stored, inlineWhenIdle: controller.aloneInProgress) { result in
                 controller.release(reserved)
                 let committed = ContinuousClock.now
                 loop.execute {
@@ -193,7 +201,20 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        uncount()
+    }
+
+    /// The webhook request of this connection is answered (or gone).
+    private func uncount() {
+        if counted {
+            controller.requestsInProgress.subtract(1, ordering: .relaxed)
+            counted = false
+        }
+    }
+
     private func write(_ answer: WebhookController.Answer, context: ChannelHandlerContext) {
+        uncount()
         let wasAnswering: Bool
         if case .answering = state {
             state = .idle

@@ -165,8 +165,13 @@ public final class Database: Sendable {
 
     /// The same write, for callers outside Swift concurrency (the webhook listener's event loop):
     /// `completion` runs on the writer thread once the batch holding it has committed (or failed).
+    ///
+    /// `inlineWhenIdle`: when no transaction is being committed and none is waiting, the calling
+    /// thread commits this write itself (and runs `completion`) before returning: on a quiet
+    /// server a delivery costs no hop to the writer thread and back. Writes that arrive meanwhile
+    /// wait as they would for the writer thread and are handed to it afterwards.
     public func write<T: Sendable>(
-        durable: Bool = true, _ body: @escaping @Sendable (SQLiteConnection) throws -> T,
+        durable: Bool = true, inlineWhenIdle: Bool = false, _ body: @escaping @Sendable (SQLiteConnection) throws -> T,
         completion: @escaping @Sendable (Result<T, DatabaseError>) -> Void
     ) {
         let box = ResultBox<T>()
@@ -174,7 +179,8 @@ public final class Database: Sendable {
             WriteItem(
                 durable: durable,
                 perform: { db in box.value = try body(db) },
-                finish: { error in completion(error.map { .failure($0) } ?? .success(box.value!)) }))
+                finish: { error in completion(error.map { .failure($0) } ?? .success(box.value!)) }),
+            inlineWhenIdle: inlineWhenIdle)
     }
 
     /// Runs a read on the reader connection, off the cooperative pool.
@@ -200,18 +206,32 @@ public final class Database: Sendable {
         }
     }
 
-    private func enqueue(_ item: WriteItem) {
-        let start: Bool? = state.withLock { state in
-            if state.closed { return nil }
+    private enum Start { case closed, queued, drain, inline }
+
+    private func enqueue(_ item: WriteItem, inlineWhenIdle: Bool = false) {
+        let start: Start = state.withLock { state in
+            if state.closed { return .closed }
+            if inlineWhenIdle && !state.draining && state.pending.isEmpty {
+                state.draining = true
+                return .inline
+            }
             state.pending.append(item)
-            if state.draining { return false }
+            if state.draining { return .queued }
             state.draining = true
-            return true
+            return .drain
         }
         switch start {
-        case nil: item.finish(DatabaseError(.closed, "the event log is closed (shutting down)"))
-        case true?: writerQueue.async { self.drain() }
-        case false?: break
+        case .closed: item.finish(DatabaseError(.closed, "the event log is closed (shutting down)"))
+        case .drain: writerQueue.async { self.drain() }
+        case .queued: break
+        case .inline:
+            // On the queue (so nothing else runs on the writer connection), on this thread.
+            writerQueue.sync { commit([item], on: writer.connection, inline: true) }
+            let more = state.withLock { state in
+                if state.pending.isEmpty { state.draining = false }
+                return !state.pending.isEmpty
+            }
+            if more { writerQueue.async { self.drain() } }
         }
     }
 
@@ -234,7 +254,7 @@ public final class Database: Sendable {
         }
     }
 
-    private func commit(_ batch: [WriteItem], on db: SQLiteConnection) {
+    private func commit(_ batch: [WriteItem], on db: SQLiteConnection, inline: Bool = false) {
         var outcomes = [DatabaseError?](repeating: nil, count: batch.count)
         do {
             let full = batch.contains { $0.durable }
@@ -271,16 +291,21 @@ public final class Database: Sendable {
         }
         batchEnded(committed: true)
         for (item, outcome) in zip(batch, outcomes) { item.finish(outcome) }
-        checkpointAfterCommit(on: db)
+        checkpointAfterCommit(on: db, deferred: inline)
     }
 
     /// After a commit (on the writer queue, the callers already answered): starts the
     /// checkpointer, or checkpoints the tail it left.
-    private func checkpointAfterCommit(on db: SQLiteConnection) {
+    /// `deferred`: the commit ran on a caller's thread (an event loop), which must not wait for
+    /// the tail's copy: the writer thread does it next.
+    private func checkpointAfterCommit(on db: SQLiteConnection, deferred: Bool = false) {
         let action = wal.afterCommit(threshold: checkpointFrames)
         switch action {
         case .none: return
         case .background: checkpointQueue.async { self.checkpointInBackground() }
+        case .writer where deferred:
+            wal.deferTail()
+            writerQueue.async { self.checkpointAfterCommit(on: self.writer.connection) }
         case .writer:
             var log: Int32 = 0
             var copied: Int32 = 0
@@ -355,6 +380,11 @@ private final class WALProgress: Sendable {
             }
             return .none
         }
+    }
+
+    /// The tail `afterCommit` gave the writer is left for its next `afterCommit`.
+    func deferTail() {
+        state.withLock { $0.tailPending = true }
     }
 
     /// A checkpoint copied the WAL up to frame `copied` (nil: it failed).

@@ -27,8 +27,10 @@ public final class EventLog: Sendable {
 
     /// The same append for the webhook listener's event loop: `completion` runs on the writer
     /// thread after the commit (`synchronous=FULL`), one wake-up per group commit, no task hop.
+    /// `inlineWhenIdle`: see `Database.write`; the completion may then run before this returns.
     public func append(
-        _ delivery: Delivery, stored: StoredDeliveries? = nil, completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void
+        _ delivery: Delivery, stored: StoredDeliveries? = nil, inlineWhenIdle: Bool = false,
+        completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void
     ) {
         // Hashed here, not on the writer thread that commits every connection's deliveries.
         // So are the row's values: the writer thread is serial, every connection waits on it.
@@ -40,6 +42,7 @@ public final class EventLog: Sendable {
         ]
         let committed = self.committed
         database.write(
+            inlineWhenIdle: inlineWhenIdle,
             { db in
                 // A body already in the log is the same delivery whatever the (unsigned) ids say:
                 // a captured body re-posted under a new delivery id must not build again.
