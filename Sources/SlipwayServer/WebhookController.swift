@@ -51,8 +51,8 @@ public final class WebhookController: Sendable {
         self.stored = StoredDeliveries(database: log.database) { entries in Self.logStored(entries, logger: logger) }
     }
 
-    /// The "stored" line of one group commit, written on the writer thread before any of its
-    /// deliveries is answered. One delivery: `delivery stored` with its fields, as always. More:
+    /// The "stored" line of one group commit, written by the thread that committed it before any
+    /// of its deliveries is answered. One delivery: `delivery stored` with its fields, as always. More:
     /// `deliveries stored count=N` with `delivery.id` and `event.seq` once per delivery, in the same
     /// order (repeated `key=value` on stderr, repeated fields in the journal, so `grep
     /// delivery.id=X` and `journalctl DELIVERY_ID=X` find it), and `event.type` / `signature` once

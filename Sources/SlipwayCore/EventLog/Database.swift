@@ -32,7 +32,9 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
 /// Writes are **group-committed**: every `write` that arrives while a transaction is being
 /// committed joins the next one, so many concurrent callers share one fsync
 /// (`synchronous=FULL`). A caller's `write` returns only after its transaction is on disk.
-/// All SQLite calls run on dedicated dispatch queues, never on the cooperative pool.
+/// All SQLite calls run on dedicated dispatch queues, never on the cooperative pool (a lone
+/// delivery's commit may run on its event loop's thread, inside the writer's queue: `write`'s
+/// `inlineWhenIdle`).
 ///
 /// **Checkpoints run beside the writer, not in it.** SQLite's automatic checkpoint copies the
 /// WAL back into the database file inside the commit that crossed 1,000 frames, and the writer
@@ -100,12 +102,12 @@ public final class Database: Sendable {
     /// The writer's current `synchronous` level; only touched on `writerQueue`.
     private let writerSyncFull = Mutex(true)
 
-    /// Called on the writer thread when a batch's transaction has ended (true: committed, false:
+    /// Called on the writer's queue when a batch's transaction has ended (true: committed, false:
     /// rolled back), before any of its writes' completions run.
     public typealias BatchObserver = @Sendable (_ committed: Bool) -> Void
     private let batchObservers = Mutex<[BatchObserver]>([])
 
-    /// Adds `observer`, called on the writer thread after every batch's `COMMIT` (true) or
+    /// Adds `observer`, called on the writer's queue after every batch's `COMMIT` (true) or
     /// `ROLLBACK` (false) and before that batch's completions: what it does (a log line for the
     /// batch) happens before any caller of a write in the batch hears the outcome.
     public func observeBatches(_ observer: @escaping BatchObserver) {

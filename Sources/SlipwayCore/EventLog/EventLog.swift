@@ -27,7 +27,8 @@ public final class EventLog: Sendable {
 
     /// The same append for the webhook listener's event loop: `completion` runs on the writer
     /// thread after the commit (`synchronous=FULL`), one wake-up per group commit, no task hop.
-    /// `inlineWhenIdle`: see `Database.write`; the completion may then run before this returns.
+    /// `inlineWhenIdle`: see `Database.write`; when the writer is idle the caller's thread
+    /// commits, and `completion` runs there before this returns.
     public func append(
         _ delivery: Delivery, stored: StoredDeliveries? = nil, inlineWhenIdle: Bool = false,
         completion: @escaping @Sendable (Result<AppendOutcome, DatabaseError>) -> Void

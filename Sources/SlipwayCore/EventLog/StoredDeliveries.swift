@@ -1,8 +1,9 @@
 import Synchronization
 
 /// The deliveries one group commit stored, announced together: one call per committed batch
-/// (at most `maxPerAnnouncement` deliveries each), on the writer thread, after `COMMIT` and before
-/// any of the batch's callers is answered — a delivery's "stored" line is written before its 2xx.
+/// (at most `maxPerAnnouncement` deliveries each), on the thread that committed it (the writer
+/// thread, or an event loop committing a lone delivery inline), after `COMMIT` and before any of
+/// the batch's callers is answered — a delivery's "stored" line is written before its 2xx.
 ///
 /// A batch that rolls back announces nothing (its callers get 503s, which they log themselves).
 /// Under load a group holds 10–30 deliveries, so the log (and journald, which spends ~24 µs per
@@ -18,7 +19,7 @@ public final class StoredDeliveries: Sendable {
     /// A long batch (up to `Database.maxBatch` writes) is announced in parts of this many.
     public static let maxPerAnnouncement = 128
 
-    /// Filled on the writer thread inside the transaction; only the writer thread touches it.
+    /// Filled inside the transaction and emptied after it: only code on the writer's queue touches it.
     private let pending = Mutex<[Entry]>([])
     private let announce: @Sendable ([Entry]) -> Void
 
@@ -28,7 +29,7 @@ public final class StoredDeliveries: Sendable {
         database.observeBatches { [weak self] committed in self?.batchEnded(committed: committed) }
     }
 
-    /// Notes a delivery appended in the current transaction (on the writer thread).
+    /// Notes a delivery appended in the current transaction (on the writer's queue).
     func record(_ entry: Entry) {
         pending.withLock { $0.append(entry) }
     }

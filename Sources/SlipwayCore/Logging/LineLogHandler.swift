@@ -7,8 +7,8 @@ import Synchronization
 /// Writes one line per message to stderr: `time level message key=value …`.
 ///
 /// Metadata keys are stable names (`event.seq`, `delivery.id`, `run.id`); values with spaces
-/// or quotes are quoted, so a line splits unambiguously; a list value repeats its key per value. Each line is one `write(2)`, so lines
-/// from concurrent tasks never interleave.
+/// or quotes are quoted, so a line splits unambiguously; a list value repeats its key per value.
+/// Each line is one `write(2)`, so lines from concurrent tasks never interleave.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
