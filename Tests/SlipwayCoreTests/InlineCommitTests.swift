@@ -98,6 +98,32 @@ import Testing
         #expect(database.statistics.commits == 3, "the table, the inline write, then the three that waited in one commit")
     }
 
+    /// `close()` returns only after every write accepted before it committed, including one that
+    /// waited behind an inline commit and was handed to the writer thread after it.
+    @Test func closeWaitsForAWriteHandedOverByAnInlineCommit() async throws {
+        let database = try await database()
+        let started = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            database.write(inlineWhenIdle: true, { db in
+                started.signal()
+                gate.wait()
+                try Self.insert(1)(db)
+            }, completion: { _ in })
+        }
+        thread.start()
+        started.wait()
+        let queued = Seen()
+        database.write(Self.insert(2), completion: { result in
+            if case .success = result { queued.record() }
+        })
+        let closing = Task { await database.close() }
+        try await Task.sleep(for: .milliseconds(50))  // close() is waiting on the writer's queue
+        gate.signal()
+        await closing.value
+        #expect(queued.done.withLock { $0 }, "the queued write committed before close() returned")
+    }
+
     /// A caller never checkpoints the WAL's tail itself (that waits for a copy and an fsync of the
     /// database file): the writer thread does it next, and the WAL still starts over.
     @Test func inlineCommitsLeaveTheTailCheckpointToTheWriter() async throws {

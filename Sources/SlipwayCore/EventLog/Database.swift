@@ -199,10 +199,14 @@ public final class Database: Sendable {
     /// in progress to end), and returns.
     public func close() async {
         state.withLock { $0.closed = true }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            // The queue is serial: this runs after any drain in progress.
-            writerQueue.async { continuation.resume() }
-        }
+        // The queue is serial: a block on it runs after any drain in progress. A drain asked for
+        // just before `closed` was set (or handed over by an inline commit) may be queued after
+        // that block, so wait until nothing is draining: no write accepted before is left behind.
+        repeat {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                writerQueue.async { continuation.resume() }
+            }
+        } while state.withLock({ $0.draining })
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             checkpointQueue.async { continuation.resume() }
         }
