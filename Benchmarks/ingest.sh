@@ -38,5 +38,6 @@ fi
 commits=$(grep -o ' commits=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
 checkpoints=$(grep -o ' checkpoints=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
 writer_checkpoints=$(grep -o ' writer_checkpoints=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
+inline_commits=$(grep -o ' inline_commits=[0-9]*' <<< "$closed" | cut -d= -f2 || true)
 echo "threads_cpu_s $threads"
-echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits checkpoints=${checkpoints:-?} writer_checkpoints=${writer_checkpoints:-?} body_bytes=$(stat -c %s "$body")${journald_cpu:-}${journal_entries:-}"
+echo "daemon idle_rss_kb=$idle_rss peak_rss_kb=$peak_rss cpu_s=$(echo "scale=2; $cpu_ticks / $(getconf CLK_TCK)" | bc) events_stored=$stored commits=$commits checkpoints=${checkpoints:-?} writer_checkpoints=${writer_checkpoints:-?} inline_commits=${inline_commits:-?} body_bytes=$(stat -c %s "$body")${journald_cpu:-}${journal_entries:-}"

@@ -46,6 +46,7 @@ import Testing
         let count = try await database.read { db in try db.prepare("SELECT count(*) FROM t WHERE n = 2").rows { $0.int(0) }.first }
         #expect(count == 1, "and it is committed")
         #expect(database.statistics.commits == 2, "the table, then the write")
+        #expect(database.statistics.inlineCommits == 1)
     }
 
     @Test func aBusyWriterQueuesTheWrite() async throws {
@@ -96,6 +97,7 @@ import Testing
         let count = try await database.read { db in try db.prepare("SELECT count(*) FROM t").rows { $0.int(0) }.first }
         #expect(count == 4)
         #expect(database.statistics.commits == 3, "the table, the inline write, then the three that waited in one commit")
+        #expect(database.statistics.inlineCommits == 1)
     }
 
     /// `close()` returns only after every write accepted before it committed, including one that

@@ -83,6 +83,8 @@ public final class Database: Sendable {
         /// Checkpoint passes the checkpointer ran, and the tails the writer checkpointed itself.
         public var checkpoints = 0
         public var writerCheckpoints = 0
+        /// Commits a caller ran on its own thread (`write(inlineWhenIdle:)`), out of `commits`.
+        public var inlineCommits = 0
     }
 
     public var statistics: Statistics { counters.withLock { $0 } }
@@ -294,6 +296,7 @@ public final class Database: Sendable {
         counters.withLock {
             $0.commits += 1
             $0.writes += batch.count
+            if inline { $0.inlineCommits += 1 }
         }
         batchEnded(committed: true)
         for (item, outcome) in zip(batch, outcomes) { item.finish(outcome) }

@@ -22,6 +22,7 @@ public struct EventLogService: Service {
             "event log closed",
             metadata: ["commits": "\(stats.commits)", "writes": "\(stats.writes)", "failed_commits": "\(stats.failedCommits)",
                 "checkpoints": "\(stats.checkpoints)", "writer_checkpoints": "\(stats.writerCheckpoints)",
+                "inline_commits": "\(stats.inlineCommits)",
             ])
     }
 }
