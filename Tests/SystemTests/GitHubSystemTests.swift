@@ -12,9 +12,12 @@ struct GitHubSystemTests {
     final class FakeGitHub {
         let server: Background
         let port: Int
+        /// The test's scratch directory (the server's log; the daemon's token file).
+        let dir: String
         var url: String { "http://127.0.0.1:\(port)" }
 
         init(arguments: [String], dir: String) throws {
+            self.dir = dir
             var last: (any Error)?
             for _ in 0..<3 {
                 let port = try DaemonProcess.freePort()
@@ -49,7 +52,7 @@ struct GitHubSystemTests {
     static let token = "ghp_fake_\(UUID().uuidString.prefix(8))"
 
     static func daemon(repo: GitRepo, fake: FakeGitHub, github: String, extraTask: String = "", publicURL: Bool = false) throws -> DaemonProcess {
-        let tokenFile = "/tmp/slipway-ghtoken-\(UUID().uuidString.prefix(6))"
+        let tokenFile = fake.dir + "/token"  // removed with the test's directory
         FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.token.utf8), attributes: [.posixPermissions: 0o600])
         var config = try TestEnvironment.buildConfig()
         config += "\ngithub: { api_url: \"\(fake.url)\", \(github.replacingOccurrences(of: "TOKENFILE", with: tokenFile)), reconcile_interval: \"2s\" }\n"
