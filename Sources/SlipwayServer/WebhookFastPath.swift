@@ -65,8 +65,10 @@ final class WebhookFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
         switch (state, part) {
         case (.idle, .head(let head)) where head.method == .post && Self.isWebhookPath(head.path):
-            controller.requestsInProgress.add(1, ordering: .relaxed)
-            counted = true
+            if !counted {
+                controller.requestsInProgress.add(1, ordering: .relaxed)
+                counted = true
+            }
             let intake = controller.currentIntake
             let declared = head.headerFields[.contentLength].flatMap { Int($0) }
             let (refused, reserved) = controller.admit(declaredLength: declared, intake: intake, peer: Self.peer(context))
