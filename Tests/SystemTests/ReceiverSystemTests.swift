@@ -123,6 +123,45 @@ import Testing
         #expect(lines < answers.count, "\(lines) stored lines for \(answers.count) deliveries")
     }
 
+    /// A delivery alone is committed by its event loop (no hop to the writer thread), and requests
+    /// that end early — refused, over the limit, or dropped mid-body — do not leave it thinking
+    /// another request is in progress: after them, one-at-a-time deliveries still commit inline
+    /// (the daemon's "event log closed" line counts `inline_commits`).
+    @Test func loneDeliveriesCommitOnTheirEventLoop() throws {
+        let daemon = try DaemonProcess()
+        try daemon.start()
+        let port = daemon.port
+        let client = try RawHTTPClient(port: port)
+        // Refused (bad signature), over the limit (413, closing), dropped mid-body.
+        var bad = DaemonProcess.headers(for: Self.push, delivery: "bad-sig")
+        bad.removeAll { $0.0 == "X-Hub-Signature-256" }
+        bad.append(("X-Hub-Signature-256", "sha256=" + String(repeating: "0", count: 64)))
+        #expect(try client.request("POST", "/webhooks/github", headers: bad, body: Self.push).status == 401)
+        let big = try RawHTTPClient(port: port)
+        try big.send(Data(("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"
+            + "X-GitHub-Delivery: big\r\nContent-Length: 50000000\r\n\r\n").utf8))
+        #expect(try big.readResponse().status == 413)
+        do {
+            let dropped = try RawHTTPClient(port: port)
+            try dropped.send(Data(("POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\n"
+                + "X-GitHub-Delivery: dropped\r\nContent-Length: 5000\r\n\r\n{\"ref\":").utf8))
+        }  // closed here, mid-body
+        Thread.sleep(forTimeInterval: 0.3)
+        for n in 0..<20 {
+            let id = "alone-\(n)"
+            let body = DaemonProcess.distinct(Self.push, id)
+            #expect(try client.request("POST", "/webhooks/github", headers: DaemonProcess.headers(for: body, delivery: id), body: body).status == 202)
+        }
+        daemon.signal(SIGTERM)
+        #expect(daemon.waitForExit() == 0)
+        let closed = daemon.log.split(separator: "\n").first { $0.contains("event log closed") }.map(String.init) ?? ""
+        let inline = closed.split(separator: " ").first { $0.hasPrefix("inline_commits=") }.flatMap { Int($0.dropFirst("inline_commits=".count)) }
+        // The matcher's own commit after a delivery can keep the writer busy when the next one
+        // arrives; most of the 20 still commit on their loop.
+        #expect((inline ?? 0) >= 10, "\(closed)")
+        #expect(try daemon.storedDeliveries().map(\.id).filter { $0.hasPrefix("alone-") }.count == 20)
+    }
+
     /// A body announced over the limit gets 413 before it is sent, and the connection is closed.
     /// Requests pipelined on one connection are answered in order, deliveries and other paths
     /// mixed (deliveries are answered on the event loop, the rest by the router).
