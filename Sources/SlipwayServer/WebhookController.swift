@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -37,14 +35,18 @@ public final class WebhookController: Sendable {
     /// A delivery that is the only request in progress commits on its event loop when the
     /// writer is idle (`Database.write(inlineWhenIdle:)`): the quiet server's common case, one
     /// delivery at a time, without a hop to the writer thread and back. `SLIPWAY_INLINE_COMMIT=0`
-    /// turns it off (for benchmarks).
-    let inlineCommit = getenv("SLIPWAY_INLINE_COMMIT").map { String(cString: $0) != "0" } ?? true
+    /// turns it off (for benchmarks), as `SLIPWAY_WEBHOOK_FAST_PATH=0` does the fast path.
+    let inlineCommit: Bool
 
     /// Whether a delivery received now may commit on its event loop.
     var aloneInProgress: Bool { inlineCommit && requestsInProgress.load(ordering: .relaxed) == 1 }
 
-    public init(log: EventLog, intake: WebhookIntake, logger: Logger, diskLow: @escaping @Sendable () -> String? = { nil }) {
+    public init(
+        log: EventLog, intake: WebhookIntake, logger: Logger, diskLow: @escaping @Sendable () -> String? = { nil },
+        inlineCommit: Bool = ProcessInfo.processInfo.environment["SLIPWAY_INLINE_COMMIT"] != "0"
+    ) {
         self.diskLow = diskLow
+        self.inlineCommit = inlineCommit
         self.log = log
         self.intake = Mutex(intake)
         self.logger = logger

@@ -312,16 +312,18 @@ public final class Database: Sendable {
         switch action {
         case .none: return
         case .background: checkpointQueue.async { self.checkpointInBackground() }
-        case .writer where deferred:
-            wal.deferTail()
-            writerQueue.async { self.checkpointAfterCommit(on: self.writer.connection) }
-        case .writer:
-            var log: Int32 = 0
-            var copied: Int32 = 0
-            let rc = sqlite3_wal_checkpoint_v2(db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
-            wal.copied(rc == SQLITE_OK ? copied : nil, finishedBackground: false)
-            counters.withLock { $0.writerCheckpoints += 1 }
+        case .writer where deferred: writerQueue.async { self.checkpointWALTail(on: self.writer.connection) }
+        case .writer: checkpointWALTail(on: db)
         }
+    }
+
+    /// The writer's checkpoint of the tail the checkpointer left, between two transactions.
+    private func checkpointWALTail(on db: SQLiteConnection) {
+        var log: Int32 = 0
+        var copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(db.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &copied)
+        wal.copied(rc == SQLITE_OK ? copied : nil, finishedBackground: false)
+        counters.withLock { $0.writerCheckpoints += 1 }
     }
 
     /// Copies WAL frames into the database on the checkpointer connection until at most
@@ -389,11 +391,6 @@ private final class WALProgress: Sendable {
             }
             return .none
         }
-    }
-
-    /// The tail `afterCommit` gave the writer is left for its next `afterCommit`.
-    func deferTail() {
-        state.withLock { $0.tailPending = true }
     }
 
     /// A checkpoint copied the WAL up to frame `copied` (nil: it failed).
